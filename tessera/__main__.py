@@ -1,0 +1,7 @@
+"""`python -m tessera` is the `tessera` command (and what torchrun runs)."""
+
+import sys
+
+from tessera.cli import main
+
+sys.exit(main())

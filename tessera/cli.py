@@ -1,0 +1,197 @@
+"""`tessera list | show | pretrain` (and `python -m tessera ...`).
+
+Flags carry paths that are not recipe settings; `key.sub=value` arguments are recipe settings only.
+Heavy imports wait until a command needs them, so `list` and `show` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from tessera.config import ConfigError
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors a user can fix (bad recipe, data or checkpoint): printed as one line, no traceback."""
+    from tessera.data.lists import DatasetError
+    from tessera.train.checkpoint import CheckpointError
+
+    errors: list[type[BaseException]] = [ConfigError, DatasetError, CheckpointError]
+    try:
+        from tessera.modalities.video.reading import VideoReadError
+
+        errors.append(VideoReadError)
+    except ImportError:  # decord missing: the video error cannot happen either
+        pass
+    return tuple(errors)
+
+
+def _dump_yaml(config: dict) -> str:
+    """Sections as blocks, lists on one line: how the shipped recipes are written."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def flow_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+
+    Dumper.add_representer(list, flow_list)
+    return yaml.dump(config, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=100)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tessera.recipes import list_recipes, raw_recipe
+
+    names = list_recipes()
+    width = max(len(n) for n in names)
+    for name in names:
+        description = raw_recipe(name).get("description", "")
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def resolved(recipe: str, overrides: list[str]):
+    from tessera.config import to_dict
+    from tessera.recipes import load_recipe
+
+    cfg = load_recipe(recipe, overrides)
+    return cfg, to_dict(cfg)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    _, config = resolved(args.recipe, args.overrides)
+    print(_dump_yaml(config), end="")
+    return 0
+
+
+def _check_same_config(run_dir: Path, config: dict) -> None:
+    """A run dir resumes only under the config it started with; any difference is named."""
+    import yaml
+
+    stored_path = run_dir / "config.yaml"
+    if not stored_path.exists():
+        return
+    stored = yaml.safe_load(stored_path.read_text())
+    diffs = _differences(stored, config)
+    if diffs:
+        shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diffs[:5])
+        raise ConfigError(
+            f"{run_dir} holds a run with another config ({shown}); resume it without changes or use a new --run-dir"
+        )
+
+
+def _differences(a, b, prefix: str = "") -> list[tuple[str, object, object]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b), key=str):
+            out += _differences(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key))
+        return out
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        a, b = list(a), list(b)
+    return [] if a == b else [(prefix, a, b)]
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from tessera.recipes.build import run_pretraining
+
+    cfg, config = resolved(args.recipe, args.overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / cfg.name / datetime.now().strftime("%Y%m%d-%H%M%S")
+    resuming = (run_dir / "last.pt").exists()
+    if resuming:
+        _check_same_config(run_dir, config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(_dump_yaml(config))
+    print(f"{'resuming' if resuming else 'starting'} {cfg.name} in {run_dir}", file=sys.stderr)
+    result = run_pretraining(cfg, run_dir, config)
+    loss = result.last_metrics.get("loss")
+    print(
+        f"done: step {result.step}, epoch {result.epoch}"
+        + (f", loss {loss:.4f}" if loss is not None else "")
+        + f"; checkpoint {run_dir / 'last.pt'}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Pretrain the tiny VideoMAE on generated clips and say what came out (the full demo: issue 9)."""
+    import json
+
+    from tessera.recipes.build import run_pretraining
+
+    epochs = max(2, int(args.minutes * 12))
+    cfg, config = resolved("videomae-pretrain-tiny", [f"train.epochs={epochs}", f"eval.every={epochs * 3}"])
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / "demo" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(_dump_yaml(config))
+    print(f"demo: pretraining a tiny VideoMAE on generated moving-shape clips in {run_dir}", file=sys.stderr)
+    result = run_pretraining(cfg, run_dir, config)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if "loss" in r]
+    window = max(1, len(train) // 10)
+    first = sum(r["loss"] for r in train[:window]) / window
+    last = sum(r["loss"] for r in train[-window:]) / window
+    seconds = sum(cfg.data.batch_size / r["samples_per_s"] for r in train)  # one record per step (log_every 1)
+    speed = len(train) / seconds
+    pictures = sorted((run_dir / "pictures").rglob("*.png"))
+    print(
+        f"demo: {result.step} steps ({speed:.1f} steps/s); loss {first:.4f} (first {window} steps) -> "
+        f"{last:.4f} (last {window}); reconstructions: {pictures[-1].parent if pictures else 'none'}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tessera", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("list", help="the shipped recipes").set_defaults(func=cmd_list)
+
+    show = commands.add_parser("show", help="print a recipe's resolved config")
+    show.add_argument("recipe", help="a shipped recipe name or a path to a YAML file")
+    show.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    show.set_defaults(func=cmd_show)
+
+    pretrain = commands.add_parser("pretrain", help="pretrain; an existing --run-dir resumes")
+    pretrain.add_argument("recipe")
+    pretrain.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    pretrain.add_argument("--run-dir", help="run directory (default runs/<recipe>/<time>); an existing one resumes")
+    pretrain.set_defaults(func=cmd_pretrain)
+
+    demo = commands.add_parser("demo", help="pretrain a tiny VideoMAE on generated clips")
+    demo.add_argument("--minutes", type=float, default=1.0, help="rough length of the run")
+    demo.add_argument("--run-dir", help="run directory (default runs/demo/<time>)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)  # settings may follow the flags: `--run-dir D k=v`
+    if extra and (not hasattr(args, "overrides") or any(item.startswith("-") for item in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    for override in getattr(args, "overrides", []):
+        if "=" not in override:
+            print(f"tessera: error: {override!r} is not a key.sub=value setting", file=sys.stderr)
+            return 2
+    try:
+        return args.func(args)
+    except ConfigError as error:
+        print(f"tessera: error: {error}", file=sys.stderr)
+        return 2
+    except _user_errors() as error:
+        print(f"tessera: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tessera: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

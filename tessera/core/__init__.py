@@ -1,0 +1,1 @@
+"""Modality-agnostic pieces: positions, blocks, the encoder, the MAE decoder, masks, sizes."""

@@ -1,0 +1,1 @@
+"""Dataset lists, synthetic data generators and robust reading."""

@@ -1,0 +1,1 @@
+"""One package or module per modality: reading, transforms, tokenizer and masker."""

@@ -1,0 +1,1 @@
+"""Video: decord reading, VideoMAE clip sampling and crops, tubelet tokens, tube masks."""

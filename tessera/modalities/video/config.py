@@ -1,0 +1,58 @@
+"""The `data` section for video (`data.modality: video`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tessera.config import ConfigError
+
+
+@dataclass
+class SyntheticVideoConfig:
+    """Generated moving-shape clips, written on first use when a recipe names no data."""
+
+    num_videos: int = 200
+    frames: int = 32
+    height: int = 64
+    width: int = 80
+    seed: int = 0
+    dir: str | None = None  # null: a cache folder keyed by these settings ($TESSERA_CACHE or ~/.cache/tessera)
+
+
+@dataclass
+class VideoDataConfig:
+    """Where the clips come from and how a pretraining clip is cut (VideoMAE kinetics.py, datasets.py)."""
+
+    modality: Literal["video"] = "video"
+    list: str | None = None  # VideoMAE's `path label` list
+    root: str | None = None  # prefix for the list's relative paths (default: the list's folder)
+    folder: str | None = None  # or every video under a folder
+    synthetic: SyntheticVideoConfig | None = None  # or generated clips
+    num_frames: int = 16
+    sampling_rate: int = 4  # frame stride of a pretraining clip
+    input_size: int = 224
+    tubelet: tuple[int, int, int] = (2, 16, 16)
+    scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # multi-scale crop, relative to the short side
+    max_distort: int = 1
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    batch_size: int = 32  # per device
+    num_workers: int = 8
+    pin_memory: bool = True
+
+    def check(self) -> None:
+        sources = [name for name in ("list", "folder", "synthetic") if getattr(self, name) is not None]
+        if len(sources) > 1:
+            raise ConfigError(f"set one data source, not {' and '.join('data.' + s for s in sources)}")
+        t, p, q = self.tubelet
+        if self.num_frames % t or self.input_size % p or self.input_size % q:
+            raise ConfigError(
+                f"data.num_frames={self.num_frames} and data.input_size={self.input_size} "
+                f"must be multiples of data.tubelet={list(self.tubelet)}"
+            )
+        for name in ("num_frames", "sampling_rate", "input_size", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")

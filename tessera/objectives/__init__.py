@@ -1,0 +1,1 @@
+"""One module per self-supervised or supervised objective."""

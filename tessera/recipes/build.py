@@ -1,0 +1,168 @@
+"""From a validated recipe to a run: the one place where a modality, the encoder and an objective meet."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from tessera.config import ConfigError, to_dict
+from tessera.core.decoder import MAEDecoder
+from tessera.core.encoder import Encoder
+from tessera.core.masking import RandomMasker
+from tessera.recipes.schema import RecipeConfig
+from tessera.train.loop import FitResult, Trainer, TrainHooks, resolve_device
+from tessera.train.rng import seed_everything, seed_worker
+from tessera.train.sampler import ResumableSampler
+
+
+@dataclass
+class ModalityParts:
+    """What a modality contributes to a pretraining run."""
+
+    dataset: Dataset
+    tokenizer: nn.Module
+    masker: Callable
+    input_key: str
+    batch_transform: Callable[[dict], dict]
+    pixel_mean: tuple[float, ...]
+    pixel_std: tuple[float, ...]
+    save_pictures: Callable[[Path, dict[str, torch.Tensor]], None]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TESSERA_CACHE", Path.home() / ".cache" / "tessera"))
+
+
+def _video_entries(data) -> tuple[list, str]:
+    from tessera.data.lists import read_path_label_list, scan_video_folder
+
+    if data.list is not None:
+        return read_path_label_list(data.list, data.root), data.list
+    if data.folder is not None:
+        return scan_video_folder(data.folder), data.folder
+    if data.synthetic is not None:
+        from tessera.data.synthetic import ensure_synthetic_videos
+
+        settings = to_dict(data.synthetic)
+        settings.pop("dir")
+        key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+        folder = Path(data.synthetic.dir) if data.synthetic.dir else cache_dir() / f"synthetic-video-{key}"
+        list_file = ensure_synthetic_videos(folder, **{k: settings[k] for k in ("num_videos", "frames", "height", "width", "seed")})
+        return read_path_label_list(list_file), str(list_file)
+    raise ConfigError("the recipe names no videos: set data.list (a `path label` file), data.folder or data.synthetic")
+
+
+def build_video(cfg: RecipeConfig) -> ModalityParts:
+    from tessera.data.lists import check_files_exist
+    from tessera.modalities.video.dataset import VideoPretrainDataset
+    from tessera.modalities.video.masking import TubeMasker
+    from tessera.modalities.video.pictures import save_reconstruction_png
+    from tessera.modalities.video.tokenizer import TubeletTokenizer
+    from tessera.modalities.video.transforms import normalize_clip_batch
+
+    data = cfg.data
+    entries, source = _video_entries(data)
+    check_files_exist(entries, source)
+    dataset = VideoPretrainDataset(
+        entries, clip_len=data.num_frames, stride=data.sampling_rate, out_size=data.input_size,
+        scales=data.scales, max_distort=data.max_distort,
+    )
+    tokenizer = TubeletTokenizer(
+        cfg.model.dim, frames=data.num_frames, size=data.input_size, tubelet=data.tubelet,
+        position_kind=cfg.model.position,
+    )
+    ratio = cfg.objective.mask_ratio
+    masker = TubeMasker(tokenizer.grid, ratio) if cfg.objective.mask == "tube" else RandomMasker(tokenizer.num_tokens, ratio)
+    mean, std = data.mean, data.std
+
+    def normalize(batch: dict) -> dict:
+        return {**batch, "video": normalize_clip_batch(batch["video"], mean, std)}
+
+    def save_pictures(folder: Path, views: dict[str, torch.Tensor]) -> None:
+        for i in range(views["original"].shape[0]):
+            save_reconstruction_png(
+                folder / f"clip{i}.png", views["original"][i].cpu(), views["masked"][i].cpu(),
+                views["reconstruction"][i].cpu(),
+            )
+
+    return ModalityParts(dataset, tokenizer, masker, "video", normalize, mean, std, save_pictures)
+
+
+MODALITY_BUILDERS: dict[str, Callable[[RecipeConfig], ModalityParts]] = {"video": build_video}
+
+
+def build_mae(cfg: RecipeConfig, parts: ModalityParts) -> nn.Module:
+    from tessera.objectives.mae import MAEObjective
+
+    m = cfg.model
+    encoder = Encoder(m.dim, m.depth, m.heads, mlp_ratio=m.mlp_ratio, block=m.block, drop_path=m.drop_path,
+                      norm_eps=m.norm_eps)
+    decoder = MAEDecoder(
+        m.dim, m.decoder_dim, m.decoder_depth, m.decoder_heads, patch_dim=parts.tokenizer.patch_dim,
+        grid=parts.tokenizer.grid, position_kind=m.position, num_prefix=parts.tokenizer.num_prefix,
+        mlp_ratio=m.mlp_ratio, block=m.block, norm_eps=m.norm_eps,
+    )
+    return MAEObjective(
+        parts.tokenizer, encoder, decoder, parts.masker, parts.input_key, target_norm=cfg.objective.target_norm,
+        pixel_mean=parts.pixel_mean, pixel_std=parts.pixel_std, seed=cfg.train.seed,
+    )
+
+
+OBJECTIVE_BUILDERS: dict[str, Callable[[RecipeConfig, ModalityParts], nn.Module]] = {"mae": build_mae}
+
+
+def make_loader(cfg: RecipeConfig, dataset: Dataset, device: torch.device, rank: int = 0, world: int = 1) -> DataLoader:
+    per_step = cfg.data.batch_size * world * cfg.train.accumulate
+    steps = len(dataset) // per_step
+    if steps < 1:
+        raise ConfigError(
+            f"the dataset has {len(dataset)} samples, fewer than one optimizer step needs "
+            f"(data.batch_size {cfg.data.batch_size} x {world} processes x train.accumulate {cfg.train.accumulate})"
+        )
+    sampler = ResumableSampler(len(dataset), steps * per_step, seed=cfg.train.seed, rank=rank, world=world)
+    workers = cfg.data.num_workers
+    return DataLoader(
+        dataset, batch_size=cfg.data.batch_size, sampler=sampler, num_workers=workers,
+        pin_memory=cfg.data.pin_memory and device.type == "cuda", worker_init_fn=seed_worker,
+        prefetch_factor=4 if workers else None, persistent_workers=False,
+    )
+
+
+def pictures_hook(objective: nn.Module, parts: ModalityParts, run_dir: Path, device: torch.device, count: int):
+    """At each evaluation: reconstruct the same clips with the same masks, save PNGs, log their loss."""
+    if count == 0:
+        return None
+    count = min(count, len(parts.dataset))
+    clips = [parts.dataset[(i, 1_000_003 + i)] for i in range(count)]
+    batch = parts.batch_transform({parts.input_key: torch.stack([c[parts.input_key] for c in clips]).to(device)})
+
+    def on_eval(step: int) -> dict[str, float]:
+        generator = torch.Generator(device=device).manual_seed(1234)
+        views = objective.reconstruct(batch[parts.input_key], generator)
+        parts.save_pictures(run_dir / "pictures" / f"step_{step:08d}", views)
+        return {"loss": views["loss"].item()}
+
+    return on_eval
+
+
+def run_pretraining(cfg: RecipeConfig, run_dir: Path, config: dict[str, Any]) -> FitResult:
+    seed_everything(cfg.train.seed)
+    device = resolve_device(cfg.train.device)
+    parts = MODALITY_BUILDERS[cfg.data.modality](cfg)
+    objective = OBJECTIVE_BUILDERS[cfg.objective.name](cfg, parts)
+    loader = make_loader(cfg, parts.dataset, device)
+    hooks = TrainHooks(
+        batch_transform=parts.batch_transform,
+        on_eval=pictures_hook(objective.to(device), parts, run_dir, device, cfg.eval.pictures),
+        eval_every=cfg.eval.every,
+    )
+    trainer = Trainer(objective, loader, cfg.optim, cfg.train, run_dir, config, hooks=hooks, device=device)
+    return trainer.fit()

@@ -1,0 +1,1 @@
+"""Training loop, optimizer, schedules, checkpoints and logging."""
