@@ -133,6 +133,7 @@ def make_loader(cfg: RecipeConfig, dataset: Dataset, device: torch.device, rank:
         dataset, batch_size=cfg.data.batch_size, sampler=sampler, num_workers=workers,
         pin_memory=cfg.data.pin_memory and device.type == "cuda", worker_init_fn=seed_worker,
         prefetch_factor=4 if workers else None, persistent_workers=False,
+        collate_fn=getattr(dataset, "collate", None),
     )
 
 

@@ -104,6 +104,8 @@ class Trainer:
         self.clip_grad = optim_cfg.clip_grad
         self.bf16 = use_bf16(train_cfg.precision, self.device)
         self.is_main = self.sampler.rank == 0
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.step = self.epoch = self.position = 0
 
     # ---------------------------------------------------------------------------------------------
@@ -126,12 +128,16 @@ class Trainer:
     def save(self) -> None:
         if not self.is_main:
             return
-        path = save_checkpoint(self.checkpoint_path, self.state_dict())
+        state = self.state_dict()
+        path = save_checkpoint(self.checkpoint_path, state)
         keep = self.cfg.keep_every
         if keep and self.step % keep == 0:
             numbered = self.run_dir / f"step_{self.step:08d}.pt"
             numbered.unlink(missing_ok=True)
-            os.link(path, numbered)
+            try:
+                os.link(path, numbered)  # the same bytes at no cost; last.pt is later replaced, not rewritten
+            except OSError:  # a filesystem without hard links
+                save_checkpoint(numbered, state)
 
     def resume(self) -> int | None:
         """Continue from `last.pt` if the run dir has one: model, optimizer, step, sampler and RNG."""
