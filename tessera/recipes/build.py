@@ -116,7 +116,27 @@ def build_mae(cfg: RecipeConfig, parts: ModalityParts) -> nn.Module:
     )
 
 
-OBJECTIVE_BUILDERS: dict[str, Callable[[RecipeConfig, ModalityParts], nn.Module]] = {"mae": build_mae}
+@dataclass
+class PretrainingSetup:
+    """Everything the trainer needs from a recipe, whatever the modality and objective."""
+
+    objective: nn.Module
+    dataset: Dataset
+    batch_transform: Callable[[dict], dict] | None = None
+    on_eval: Callable[[int], dict[str, float] | None] | None = None
+
+
+def setup_mae(cfg: RecipeConfig, device: torch.device, run_dir: Path) -> PretrainingSetup:
+    parts = MODALITY_BUILDERS[cfg.data.modality](cfg)
+    objective = build_mae(cfg, parts).to(device)
+    on_eval = pictures_hook(objective, parts, run_dir, device, cfg.eval.pictures)
+    return PretrainingSetup(objective, parts.dataset, parts.batch_transform, on_eval)
+
+
+# (data.modality, objective.name) -> how to set up a pretraining run; a pair not listed is refused.
+PRETRAINING_BUILDERS: dict[tuple[str, str], Callable[[RecipeConfig, torch.device, Path], PretrainingSetup]] = {
+    ("video", "mae"): setup_mae,
+}
 
 
 def make_loader(cfg: RecipeConfig, dataset: Dataset, device: torch.device, rank: int = 0, world: int = 1) -> DataLoader:
@@ -155,15 +175,14 @@ def pictures_hook(objective: nn.Module, parts: ModalityParts, run_dir: Path, dev
 
 
 def run_pretraining(cfg: RecipeConfig, run_dir: Path, config: dict[str, Any]) -> FitResult:
+    pair = (cfg.data.modality, cfg.objective.name)
+    if pair not in PRETRAINING_BUILDERS:
+        valid = ", ".join(f"{m}+{o}" for m, o in PRETRAINING_BUILDERS)
+        raise ConfigError(f"objective.name={pair[1]!r} does not pretrain data.modality={pair[0]!r}; valid pairs: {valid}")
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
-    parts = MODALITY_BUILDERS[cfg.data.modality](cfg)
-    objective = OBJECTIVE_BUILDERS[cfg.objective.name](cfg, parts)
-    loader = make_loader(cfg, parts.dataset, device)
-    hooks = TrainHooks(
-        batch_transform=parts.batch_transform,
-        on_eval=pictures_hook(objective.to(device), parts, run_dir, device, cfg.eval.pictures),
-        eval_every=cfg.eval.every,
-    )
-    trainer = Trainer(objective, loader, cfg.optim, cfg.train, run_dir, config, hooks=hooks, device=device)
+    setup = PRETRAINING_BUILDERS[pair](cfg, device, run_dir)
+    loader = make_loader(cfg, setup.dataset, device)
+    hooks = TrainHooks(batch_transform=setup.batch_transform, on_eval=setup.on_eval, eval_every=cfg.eval.every)
+    trainer = Trainer(setup.objective, loader, cfg.optim, cfg.train, run_dir, config, hooks=hooks, device=device)
     return trainer.fit()
