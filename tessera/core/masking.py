@@ -81,3 +81,26 @@ class RandomMasker:
             f"RandomMasker(num_tokens={self.num_tokens}, ratio={self.ratio}, "
             f"num_hidden={self.num_hidden})"
         )
+
+
+def keep_top_hidden(mask: Mask, score: Tensor, num_kept: int) -> Mask:
+    """Keep the `num_kept` hidden tokens of highest `score` (B, Nh) as the decoder's queries, sorted."""
+    kept = torch.topk(score, num_kept, dim=1).indices
+    hidden = torch.gather(mask.hidden, 1, kept).sort(dim=1).values
+    return Mask(visible=mask.visible, hidden=hidden)
+
+
+class RandomDecoderMask:
+    """Decoder masking (VideoMAE V2's dual masking, random variant): the decoder predicts only a random
+    `1 - ratio` share of the hidden tokens, the same count per sample, and the loss covers those."""
+
+    def __init__(self, ratio: float) -> None:
+        check_ratio(ratio)
+        self.ratio = ratio
+
+    def num_kept(self, num_hidden: int) -> int:
+        return max(1, round(num_hidden * (1.0 - self.ratio)))
+
+    def __call__(self, mask: Mask, generator: torch.Generator) -> Mask:
+        score = torch.rand(mask.hidden.shape, generator=generator, device=mask.hidden.device)
+        return keep_top_hidden(mask, score, self.num_kept(mask.hidden.shape[1]))

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from tessera.core.masking import Mask, gather_tokens
 
 Masker = Callable[[int, torch.Generator, torch.device], Mask]
+DecoderMasker = Callable[[Mask, torch.Generator], Mask]
 TARGET_NORMS = ("tubelet", "patch", "none")
 
 
@@ -62,6 +63,7 @@ class MAEObjective(nn.Module):
 
     `input_key` names the batch entry the tokenizer reads (`video`, `image`, ...); `pixel_mean` and
     `pixel_std` undo the input normalisation so targets are computed on pixels in [0, 1], as VideoMAE does.
+    `decoder_masker` (training only) narrows the hidden tokens the decoder predicts (VideoMAE V2).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class MAEObjective(nn.Module):
         pixel_mean: Sequence[float] | None = None,
         pixel_std: Sequence[float] | None = None,
         seed: int = 0,
+        decoder_masker: DecoderMasker | None = None,
     ) -> None:
         super().__init__()
         if target_norm not in TARGET_NORMS:
@@ -83,6 +86,7 @@ class MAEObjective(nn.Module):
         self.encoder = encoder
         self.decoder = decoder
         self.masker = masker
+        self.decoder_masker = decoder_masker
         self.input_key = input_key
         self.target_norm = target_norm
         self.register_buffer("pixel_mean", _channel_stats(pixel_mean, 0.0, tokenizer.channels), persistent=False)
@@ -123,7 +127,10 @@ class MAEObjective(nn.Module):
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         x = batch[self.input_key]
-        mask = self.masker(x.shape[0], self.mask_generator(x.device), x.device)
+        generator = self.mask_generator(x.device)
+        mask = self.masker(x.shape[0], generator, x.device)
+        if self.decoder_masker is not None:
+            mask = self.decoder_masker(mask, generator)
         pred = self.predict(x, mask)
         with torch.no_grad():
             patches = self.tokenizer.patchify(self.pixels(x.float()))

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from tessera.config import ConfigError, to_dict
 from tessera.core.decoder import MAEDecoder
 from tessera.core.encoder import Encoder
-from tessera.core.masking import RandomMasker
+from tessera.core.masking import RandomDecoderMask, RandomMasker
 from tessera.recipes.schema import RecipeConfig
 from tessera.train.loop import FitResult, Trainer, TrainHooks, resolve_device
 from tessera.train.rng import seed_everything, seed_worker
@@ -35,6 +35,7 @@ class ModalityParts:
     pixel_mean: tuple[float, ...]
     pixel_std: tuple[float, ...]
     save_pictures: Callable[[Path, dict[str, torch.Tensor]], None]
+    decoder_masker: Callable | None = None
 
 
 def cache_dir() -> Path:
@@ -63,7 +64,7 @@ def _video_entries(data) -> tuple[list, str]:
 def build_video(cfg: RecipeConfig) -> ModalityParts:
     from tessera.data.lists import check_files_exist
     from tessera.modalities.video.dataset import VideoPretrainDataset
-    from tessera.modalities.video.masking import TubeMasker
+    from tessera.modalities.video.masking import RunningCellDecoderMask, TubeMasker
     from tessera.modalities.video.pictures import save_reconstruction_png
     from tessera.modalities.video.tokenizer import TubeletTokenizer
     from tessera.modalities.video.transforms import normalize_clip_batch
@@ -81,6 +82,11 @@ def build_video(cfg: RecipeConfig) -> ModalityParts:
     )
     ratio = cfg.objective.mask_ratio
     masker = TubeMasker(tokenizer.grid, ratio) if cfg.objective.mask == "tube" else RandomMasker(tokenizer.num_tokens, ratio)
+    decoder_masker = {
+        "none": None,
+        "running_cell": lambda: RunningCellDecoderMask(tokenizer.grid, cfg.objective.decoder_mask_ratio),
+        "random": lambda: RandomDecoderMask(cfg.objective.decoder_mask_ratio),
+    }[cfg.objective.decoder_mask]
     mean, std = data.mean, data.std
 
     def normalize(batch: dict) -> dict:
@@ -93,7 +99,8 @@ def build_video(cfg: RecipeConfig) -> ModalityParts:
                 views["reconstruction"][i].cpu(),
             )
 
-    return ModalityParts(dataset, tokenizer, masker, "video", normalize, mean, std, save_pictures)
+    return ModalityParts(dataset, tokenizer, masker, "video", normalize, mean, std, save_pictures,
+                         decoder_masker() if decoder_masker else None)
 
 
 MODALITY_BUILDERS: dict[str, Callable[[RecipeConfig], ModalityParts]] = {"video": build_video}
@@ -113,6 +120,7 @@ def build_mae(cfg: RecipeConfig, parts: ModalityParts) -> nn.Module:
     return MAEObjective(
         parts.tokenizer, encoder, decoder, parts.masker, parts.input_key, target_norm=cfg.objective.target_norm,
         pixel_mean=parts.pixel_mean, pixel_std=parts.pixel_std, seed=cfg.train.seed,
+        decoder_masker=parts.decoder_masker,
     )
 
 

@@ -8,11 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from tessera.core.decoder import MAEDecoder
-from tessera.core.encoder import Encoder
 from tessera.core.masking import gather_tokens
-from tessera.modalities.video.masking import TubeMasker
-from tessera.modalities.video.tokenizer import TubeletTokenizer
 from tessera.objectives.mae import MAEObjective, normalized_targets
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -36,15 +32,6 @@ def test_patch_targets_by_hand():
     assert torch.equal(normalized_targets(patches, 1, "none"), patches)
 
 
-def small_objective(target_norm: str = "tubelet", seed: int = 0) -> MAEObjective:
-    torch.manual_seed(0)
-    tokenizer = TubeletTokenizer(32, frames=4, size=16, tubelet=(2, 8, 8))
-    encoder = Encoder(32, 2, 2)
-    decoder = MAEDecoder(32, 16, 1, 2, patch_dim=tokenizer.patch_dim, grid=tokenizer.grid)
-    return MAEObjective(tokenizer, encoder, decoder, TubeMasker(tokenizer.grid, 0.75), "video", target_norm,
-                        MEAN, STD, seed=seed)
-
-
 class Oracle(nn.Module):
     """A decoder that 'predicts' the true hidden targets plus an offset: exposes what the loss compares."""
 
@@ -60,7 +47,7 @@ class Oracle(nn.Module):
 
 
 @pytest.mark.parametrize("target_norm", ["tubelet", "patch", "none"])
-def test_loss_compares_hidden_tokens_only(target_norm):
+def test_loss_compares_hidden_tokens_only(target_norm, small_objective):
     objective = small_objective(target_norm)
     x = torch.randn(2, 3, 4, 16, 16)
     for offset, expected in ((0.0, 0.0), (0.5, 0.25)):
@@ -71,14 +58,14 @@ def test_loss_compares_hidden_tokens_only(target_norm):
         assert loss.item() == pytest.approx(expected, abs=1e-6)
 
 
-def test_targets_are_computed_on_pixels_not_normalised_inputs():
+def test_targets_are_computed_on_pixels_not_normalised_inputs(small_objective):
     objective = small_objective("none")
     pixels = torch.rand(1, 3, 4, 16, 16)
     normalised = (pixels - torch.tensor(MEAN).view(1, 3, 1, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1, 1)
     torch.testing.assert_close(objective.pixels(normalised), pixels)
 
 
-def test_loss_backpropagates_and_generator_state_round_trips():
+def test_loss_backpropagates_and_generator_state_round_trips(small_objective):
     objective = small_objective()
     x = torch.randn(2, 3, 4, 16, 16)
     loss, _ = objective({"video": x})
@@ -91,7 +78,7 @@ def test_loss_backpropagates_and_generator_state_round_trips():
     assert clone({"video": x})[0].item() == pytest.approx(expected, abs=0)
 
 
-def test_reconstruct_keeps_visible_pixels_and_reports_the_loss():
+def test_reconstruct_keeps_visible_pixels_and_reports_the_loss(small_objective):
     objective = small_objective()
     x = torch.randn(2, 3, 4, 16, 16).clamp(-2, 2)
     views = objective.reconstruct(x, torch.Generator().manual_seed(0))
