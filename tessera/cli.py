@@ -67,15 +67,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# Settings that change how a run is watched or fed, never what it computes: a resume may change them.
+RESUMABLE_CHANGES = frozenset({
+    "train.max_steps", "train.progress", "train.checkpoint_every", "train.keep_every", "train.compile",
+    "eval.every", "data.num_workers", "data.pin_memory",
+})
+
+
 def _check_same_config(run_dir: Path, config: dict) -> None:
-    """A run dir resumes only under the config it started with; any difference is named."""
+    """A run dir resumes only under the config it started with; any difference that matters is named."""
     import yaml
 
     stored_path = run_dir / "config.yaml"
     if not stored_path.exists():
         return
     stored = yaml.safe_load(stored_path.read_text())
-    diffs = _differences(stored, config)
+    diffs = [d for d in _differences(stored, config) if d[0] not in RESUMABLE_CHANGES]
     if diffs:
         shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diffs[:5])
         raise ConfigError(
@@ -96,23 +103,32 @@ def _differences(a, b, prefix: str = "") -> list[tuple[str, object, object]]:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from tessera.recipes.build import run_pretraining
+    from tessera.train.distributed import broadcast_object, init_distributed, shutdown
 
     cfg, config = resolved(args.recipe, args.overrides)
-    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / cfg.name / datetime.now().strftime("%Y%m%d-%H%M%S")
-    resuming = (run_dir / "last.pt").exists()
-    if resuming:
-        _check_same_config(run_dir, config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(_dump_yaml(config))
-    print(f"{'resuming' if resuming else 'starting'} {cfg.name} in {run_dir}", file=sys.stderr)
-    result = run_pretraining(cfg, run_dir, config)
+    dist = init_distributed(cfg.train.device)
+    try:
+        default = Path("runs") / cfg.name / datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(args.run_dir) if args.run_dir else broadcast_object(default, dist)
+        resuming = (run_dir / "last.pt").exists()
+        if resuming:
+            _check_same_config(run_dir, config)
+        if dist.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.yaml").write_text(_dump_yaml(config))
+            ranks = f" on {dist.world} processes" if dist.enabled else ""
+            print(f"{'resuming' if resuming else 'starting'} {cfg.name} in {run_dir}{ranks}", file=sys.stderr)
+        result = run_pretraining(cfg, run_dir, config, dist)
+    finally:
+        shutdown()
     loss = result.last_metrics.get("loss")
-    print(
-        f"done: step {result.step}, epoch {result.epoch}"
-        + (f", loss {loss:.4f}" if loss is not None else "")
-        + f"; checkpoint {run_dir / 'last.pt'}",
-        file=sys.stderr,
-    )
+    if dist.is_main:
+        print(
+            f"done: step {result.step}, epoch {result.epoch}"
+            + (f", loss {loss:.4f}" if loss is not None else "")
+            + f"; checkpoint {run_dir / 'last.pt'}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -170,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tessera.train.signals import NonFiniteTraining, StopRequested
+
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)  # settings may follow the flags: `--run-dir D k=v`
     if extra and (not hasattr(args, "overrides") or any(item.startswith("-") for item in extra)):
@@ -188,6 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as error:
         print(f"tessera: error: {error}", file=sys.stderr)
         return 2
+    except StopRequested as stop:
+        print(f"tessera: {stop}; run the same command to resume", file=sys.stderr)
+        return 128 + stop.signum
+    except NonFiniteTraining as error:
+        print(f"tessera: error: {error}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("tessera: interrupted", file=sys.stderr)
         return 130

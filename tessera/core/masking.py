@@ -26,6 +26,19 @@ class Mask:
     targets: Tensor | None = None
 
 
+def shard_rows(mask: Mask, rank: int, world: int) -> Mask:
+    """This rank's rows of a mask drawn for the global batch (rank r holds samples r, r + world, ...).
+
+    Drawing for the global batch and slicing makes every sample's mask independent of the world size,
+    so a run on N processes sees the masks of the same run on one.
+    """
+    if world == 1:
+        return mask
+    pick = lambda t: None if t is None else t[rank::world]  # noqa: E731
+    return Mask(visible=pick(mask.visible), hidden=pick(mask.hidden), context=pick(mask.context),
+                targets=pick(mask.targets))
+
+
 def gather_tokens(x: Tensor, index: Tensor) -> Tensor:
     """Pick tokens per sample: x (B, N, *F), index (B, K) -> (B, K, *F).
 

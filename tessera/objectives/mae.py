@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from tessera.core.masking import Mask, gather_tokens
+from tessera.core.masking import Mask, gather_tokens, shard_rows
 
 Masker = Callable[[int, torch.Generator, torch.device], Mask]
 DecoderMasker = Callable[[Mask, torch.Generator], Mask]
@@ -92,6 +92,7 @@ class MAEObjective(nn.Module):
         self.register_buffer("pixel_mean", _channel_stats(pixel_mean, 0.0, tokenizer.channels), persistent=False)
         self.register_buffer("pixel_std", _channel_stats(pixel_std, 1.0, tokenizer.channels), persistent=False)
         self.seed = seed
+        self.rank, self.world = 0, 1
         self.generator: torch.Generator | None = None
         self._pending_generator_state: Tensor | None = None
 
@@ -114,6 +115,10 @@ class MAEObjective(nn.Module):
         self.generator = None
         self._pending_generator_state = state["generator"]
 
+    def set_shard(self, rank: int, world: int) -> None:
+        """Under DDP: draw masks for the global batch and keep this rank's rows (world-size invariant)."""
+        self.rank, self.world = rank, world
+
     # ---------------------------------------------------------------------------------------------
     def pixels(self, x: Tensor) -> Tensor:
         """Undo the input normalisation: the reconstruction targets are pixels in [0, 1]."""
@@ -128,9 +133,10 @@ class MAEObjective(nn.Module):
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         x = batch[self.input_key]
         generator = self.mask_generator(x.device)
-        mask = self.masker(x.shape[0], generator, x.device)
+        mask = self.masker(x.shape[0] * self.world, generator, x.device)
         if self.decoder_masker is not None:
             mask = self.decoder_masker(mask, generator)
+        mask = shard_rows(mask, self.rank, self.world)
         pred = self.predict(x, mask)
         with torch.no_grad():
             patches = self.tokenizer.patchify(self.pixels(x.float()))

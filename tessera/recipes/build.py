@@ -18,6 +18,7 @@ from tessera.core.decoder import MAEDecoder
 from tessera.core.encoder import Encoder
 from tessera.core.masking import RandomDecoderMask, RandomMasker
 from tessera.recipes.schema import RecipeConfig
+from tessera.train.distributed import DistInfo, barrier
 from tessera.train.loop import FitResult, Trainer, TrainHooks, resolve_device
 from tessera.train.rng import seed_everything, seed_worker
 from tessera.train.sampler import ResumableSampler
@@ -182,15 +183,21 @@ def pictures_hook(objective: nn.Module, parts: ModalityParts, run_dir: Path, dev
     return on_eval
 
 
-def run_pretraining(cfg: RecipeConfig, run_dir: Path, config: dict[str, Any]) -> FitResult:
+def run_pretraining(cfg: RecipeConfig, run_dir: Path, config: dict[str, Any], dist: DistInfo | None = None) -> FitResult:
     pair = (cfg.data.modality, cfg.objective.name)
     if pair not in PRETRAINING_BUILDERS:
         valid = ", ".join(f"{m}+{o}" for m, o in PRETRAINING_BUILDERS)
         raise ConfigError(f"objective.name={pair[1]!r} does not pretrain data.modality={pair[0]!r}; valid pairs: {valid}")
+    dist = dist or DistInfo()
     seed_everything(cfg.train.seed)
-    device = resolve_device(cfg.train.device)
+    device = resolve_device(cfg.train.device, dist.local_rank)
+    if not dist.is_main:
+        barrier(dist)  # rank 0 prepares shared files first (generated data, caches)
     setup = PRETRAINING_BUILDERS[pair](cfg, device, run_dir)
-    loader = make_loader(cfg, setup.dataset, device)
+    if dist.is_main:
+        barrier(dist)
+    loader = make_loader(cfg, setup.dataset, device, rank=dist.rank, world=dist.world)
     hooks = TrainHooks(batch_transform=setup.batch_transform, on_eval=setup.on_eval, eval_every=cfg.eval.every)
-    trainer = Trainer(setup.objective, loader, cfg.optim, cfg.train, run_dir, config, hooks=hooks, device=device)
+    trainer = Trainer(setup.objective, loader, cfg.optim, cfg.train, run_dir, config, hooks=hooks, device=device,
+                      dist=dist)
     return trainer.fit()

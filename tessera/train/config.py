@@ -53,6 +53,7 @@ class TrainConfig:
     log_every: int = 20  # optimizer steps between logged metrics
     checkpoint_every: int = 500  # optimizer steps between writes of last.pt
     keep_every: int | None = None  # also keep step_XXXXXXX.pt every N steps
+    max_nonfinite_steps: int = 20  # steps skipped for a non-finite loss or gradient before the run stops
     compile: bool = False  # torch.compile the objective (GPU; its compiles take minutes on a CPU)
     progress: bool = True  # progress bar on the console
 
@@ -62,6 +63,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.warmup_epochs < 0 or self.warmup_epochs > self.epochs:
             raise ConfigError(f"train.warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
+        if self.max_nonfinite_steps < 0:
+            raise ConfigError(f"train.max_nonfinite_steps must be >= 0, got {self.max_nonfinite_steps}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"train.max_steps must be >= 1 or null, got {self.max_steps}")
         if self.keep_every is not None and self.keep_every < 1:

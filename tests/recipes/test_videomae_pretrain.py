@@ -51,38 +51,94 @@ def test_tiny_recipe_end_to_end(tmp_path, env):
     assert (run_dir / "config.yaml").exists() and list((run_dir / "tensorboard").iterdir())
 
 
-def test_sigkill_mid_epoch_then_resume_gives_the_same_losses(tmp_path, env):
-    # 6 steps an epoch, a checkpoint every 5: every checkpoint before step 30 is mid-epoch
-    settings = ["train.epochs=6", "train.checkpoint_every=5", "eval.every=100", "eval.pictures=0"]
-    reference = tmp_path / "reference"
-    proc = tessera("pretrain", RECIPE, "--run-dir", str(reference), *settings, env=env)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
-    expected = losses(reference)
-    assert len(expected) == 36
+# 6 steps an epoch, a checkpoint every 5: every checkpoint before step 30 is mid-epoch
+SETTINGS = ["train.epochs=6", "train.checkpoint_every=5", "eval.every=100", "eval.pictures=0"]
 
-    killed = tmp_path / "killed"
-    proc = tessera("pretrain", RECIPE, "--run-dir", str(killed), *settings, env=env)
+
+@pytest.fixture(scope="module")
+def reference_losses(tmp_path_factory, env) -> dict[int, float]:
+    """An uninterrupted single-process run of 36 steps, batch 8."""
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    proc = tessera("pretrain", RECIPE, "--run-dir", str(run_dir), *SETTINGS, env=env)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    expected = losses(run_dir)
+    assert sorted(expected) == list(range(1, 37))
+    return expected
+
+
+def wait_for_steps(proc: subprocess.Popen, run_dir: Path, steps: int) -> None:
     deadline = time.monotonic() + 240
+    metrics = run_dir / "metrics.jsonl"
     while time.monotonic() < deadline and proc.poll() is None:
-        metrics = killed / "metrics.jsonl"
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 12:  # past the step-10 checkpoint
-            os.kill(proc.pid, signal.SIGKILL)
-            break
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= steps:
+            return
         time.sleep(0.005)
+    raise AssertionError(f"the run ended or stalled before step {steps}: {proc.stderr.read() if proc.stderr else ''}")
+
+
+def assert_same_losses(run_dir: Path, expected: dict[int, float], tolerance: float = 1e-6) -> None:
+    got = losses(run_dir)
+    assert sorted(got) == sorted(expected)
+    for step in expected:
+        assert abs(got[step] - expected[step]) <= tolerance, (step, got[step], expected[step])
+
+
+def resume_to_the_end(run_dir: Path, env: dict[str, str]) -> str:
+    proc = tessera("pretrain", RECIPE, "--run-dir", str(run_dir), *SETTINGS, env=env)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "resuming" in err
+    return err
+
+
+def test_sigkill_mid_epoch_then_resume_gives_the_same_losses(tmp_path, env, reference_losses):
+    killed = tmp_path / "killed"
+    proc = tessera("pretrain", RECIPE, "--run-dir", str(killed), *SETTINGS, env=env)
+    wait_for_steps(proc, killed, 12)  # past the step-10 checkpoint
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert proc.returncode == -signal.SIGKILL
     state = load_checkpoint(killed / "last.pt")
     assert 10 <= state["step"] < 30 and state["sampler"]["position"] > 0  # mid-epoch
     assert max(losses(killed)) < 36
+    resume_to_the_end(killed, env)
+    assert_same_losses(killed, reference_losses)
 
-    proc = tessera("pretrain", RECIPE, "--run-dir", str(killed), *settings, env=env)
-    out, err = proc.communicate(timeout=300)
+
+def test_sigterm_writes_a_checkpoint_at_the_current_step_and_resumes(tmp_path, env, reference_losses):
+    run_dir = tmp_path / "preempted"
+    proc = tessera("pretrain", RECIPE, "--run-dir", str(run_dir), *SETTINGS, env=env)
+    wait_for_steps(proc, run_dir, 8)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM at step" in err and "Traceback" not in err
+    stopped_at = int(err.split("stopped by SIGTERM at step ")[1].split(";")[0])
+    assert load_checkpoint(run_dir / "last.pt")["step"] == stopped_at == max(losses(run_dir))
+    resume_to_the_end(run_dir, env)
+    assert_same_losses(run_dir, reference_losses)
+
+
+def torchrun(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "tessera", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_ddp_two_processes_match_one_process_and_resume(tmp_path, env, reference_losses):
+    run_dir = tmp_path / "ddp"
+    half_batch = ["data.batch_size=4", *SETTINGS]  # 2 ranks x 4 = the reference's global batch of 8
+    proc = torchrun("pretrain", RECIPE, "--run-dir", str(run_dir), *half_batch, "train.max_steps=14", env=env)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "on 2 processes" in err
+    assert load_checkpoint(run_dir / "last.pt")["step"] == 14
+    proc = torchrun("pretrain", RECIPE, "--run-dir", str(run_dir), *half_batch, env=env)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "resuming" in err
-    resumed = losses(killed)
-    assert sorted(resumed) == sorted(expected)
-    for step in expected:
-        assert abs(resumed[step] - expected[step]) <= 1e-6, (step, resumed[step], expected[step])
+    assert_same_losses(run_dir, reference_losses, tolerance=1e-4)
 
 
 def test_resume_with_another_config_is_refused(tmp_path, env, capsys, monkeypatch):

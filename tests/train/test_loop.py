@@ -106,3 +106,55 @@ def test_eval_hook_runs_without_grad_and_is_logged(tmp_path):
 def test_bf16_autocast_step_on_cpu(tmp_path):
     run = trainer(tmp_path, epochs=1, precision="bf16")
     assert run.bf16 and run.fit().step == 4
+
+
+class PoisonedPoints(Points):
+    """Index 3's target is NaN: the step that sees it has a non-finite loss and gradient."""
+
+    def __getitem__(self, key):
+        sample = super().__getitem__(key)
+        if sample["index"] == 3:
+            sample = {**sample, "y": torch.tensor(float("nan"))}
+        return sample
+
+
+def poisoned_trainer(tmp_path, fused: bool, **train) -> Trainer:
+    dataset = PoisonedPoints()
+    sampler = ResumableSampler(len(dataset), 32, seed=0)
+    loader = DataLoader(dataset, batch_size=8, sampler=sampler)
+    train_cfg = TrainConfig(epochs=2, warmup_epochs=0, log_every=1, progress=False, device="cpu", **train)
+    optim_cfg = OptimConfig(lr=0.1, weight_decay=0.0, fused=fused)
+    return Trainer(Regression(), loader, optim_cfg, train_cfg, tmp_path, config={})
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_planted_nan_batch_is_skipped_and_counted(tmp_path, fused):
+    run = poisoned_trainer(tmp_path, fused)
+    before = []
+    original_step = run._optimizer_step
+
+    def watched_step():
+        before.append([p.detach().clone() for p in run.objective.parameters()])
+        return original_step()
+
+    run._optimizer_step = watched_step
+    result = run.fit()
+    assert result.step == 8 and result.last_metrics["nonfinite_steps"] == 2  # index 3 once per epoch
+    assert all(torch.isfinite(p).all() for p in run.objective.parameters())
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    skipped = [r["step"] for r in records if r["grad_norm"] == 0.0]
+    assert len(skipped) == 2
+    for step in skipped:  # the parameters after a skipped step equal those before it
+        after = before[step] if step < len(before) else list(run.objective.parameters())
+        for p, q in zip(before[step - 1], after):
+            assert torch.equal(p, q)
+
+
+def test_too_many_nonfinite_steps_stop_and_keep_the_last_good_checkpoint(tmp_path):
+    from tessera.train.signals import NonFiniteTraining
+
+    run = poisoned_trainer(tmp_path, fused=False, max_nonfinite_steps=0, checkpoint_every=1)
+    with pytest.raises(NonFiniteTraining, match="max_nonfinite_steps=0"):
+        run.fit()
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["step"] < run.step and state["counters"]["nonfinite"] == 0
