@@ -19,7 +19,7 @@ from tessera.core.encoder import Encoder
 from tessera.core.masking import RandomDecoderMask, RandomMasker
 from tessera.recipes.schema import RecipeConfig
 from tessera.train.distributed import DistInfo, barrier
-from tessera.train.loop import FitResult, Trainer, TrainHooks, resolve_device
+from tessera.train.loop import FitResult, Trainer, TrainHooks, resolve_device, to_device
 from tessera.train.rng import seed_everything, seed_worker
 from tessera.train.sampler import ResumableSampler
 
@@ -64,7 +64,7 @@ def _video_entries(data) -> tuple[list, str]:
 
 def build_video(cfg: RecipeConfig) -> ModalityParts:
     from tessera.data.lists import check_files_exist
-    from tessera.modalities.video.dataset import VideoPretrainDataset
+    from tessera.modalities.video.dataset import VideoPretrainDataset, crop_batch_on_device
     from tessera.modalities.video.masking import RunningCellDecoderMask, TubeMasker
     from tessera.modalities.video.pictures import save_reconstruction_png
     from tessera.modalities.video.tokenizer import TubeletTokenizer
@@ -75,7 +75,7 @@ def build_video(cfg: RecipeConfig) -> ModalityParts:
     check_files_exist(entries, source)
     dataset = VideoPretrainDataset(
         entries, clip_len=data.num_frames, stride=data.sampling_rate, out_size=data.input_size,
-        scales=data.scales, max_distort=data.max_distort,
+        scales=data.scales, max_distort=data.max_distort, crop_on_device=data.crop_on == "device",
     )
     tokenizer = TubeletTokenizer(
         cfg.model.dim, frames=data.num_frames, size=data.input_size, tubelet=data.tubelet,
@@ -91,7 +91,11 @@ def build_video(cfg: RecipeConfig) -> ModalityParts:
     mean, std = data.mean, data.std
 
     def normalize(batch: dict) -> dict:
-        return {**batch, "video": normalize_clip_batch(batch["video"], mean, std)}
+        batch = dict(batch)
+        if "frames" in batch:  # data.crop_on=device: crop and resize here, on the accelerator
+            batch["video"] = crop_batch_on_device(batch.pop("frames"), batch.pop("box"), data.input_size)
+        batch["video"] = normalize_clip_batch(batch["video"], mean, std)
+        return batch
 
     def save_pictures(folder: Path, views: dict[str, torch.Tensor]) -> None:
         for i in range(views["original"].shape[0]):
@@ -171,8 +175,9 @@ def pictures_hook(objective: nn.Module, parts: ModalityParts, run_dir: Path, dev
     if count == 0:
         return None
     count = min(count, len(parts.dataset))
-    clips = [parts.dataset[(i, 1_000_003 + i)] for i in range(count)]
-    batch = parts.batch_transform({parts.input_key: torch.stack([c[parts.input_key] for c in clips]).to(device)})
+    collate = getattr(parts.dataset, "collate", None) or torch.utils.data.default_collate
+    clips = collate([parts.dataset[(i, 1_000_003 + i)] for i in range(count)])
+    batch = parts.batch_transform(to_device(clips, device))
 
     def on_eval(step: int) -> dict[str, float]:
         generator = torch.Generator(device=device).manual_seed(1234)

@@ -65,8 +65,17 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
+    """Tensors, and lists of tensors (samples of different sizes), copied without blocking on CUDA."""
     non_blocking = device.type == "cuda"
-    return {k: v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def move(value: Any) -> Any:
+        if torch.is_tensor(value):
+            return value.to(device, non_blocking=non_blocking)
+        if isinstance(value, list) and value and torch.is_tensor(value[0]):
+            return [v.to(device, non_blocking=non_blocking) for v in value]
+        return value
+
+    return {k: move(v) for k, v in batch.items()}
 
 
 class Trainer:

@@ -177,3 +177,16 @@ def test_foreign_checkpoint_in_run_dir_is_refused(tmp_path, capsys, env, monkeyp
     monkeypatch.setenv("TESSERA_CACHE", env["TESSERA_CACHE"])
     assert main(["pretrain", RECIPE, "--run-dir", str(run_dir), "train.max_steps=1"]) == 2
     assert "last.pt: not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_crop_on_device_computes_the_same_run(tmp_path, env):
+    """The accelerator-side crop is the workers' crop moved: the same losses, step for step."""
+    runs = {}
+    for where in ("worker", "device"):
+        run_dir = tmp_path / where
+        proc = tessera("pretrain", RECIPE, "--run-dir", str(run_dir), "train.max_steps=4", "eval.pictures=1",
+                       f"data.crop_on={where}", env=env)
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+        runs[where] = losses(run_dir)
+    assert runs["worker"] == runs["device"]

@@ -37,6 +37,9 @@ class VideoDataConfig:
     max_distort: int = 1
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    # where the multi-scale crop and resize run: in the loader workers (as the reference), or on the
+    # accelerator after a uint8 copy of the decoded frames (workers then only decode)
+    crop_on: Literal["worker", "device"] = "worker"
     batch_size: int = 32  # per device
     num_workers: int = 8
     pin_memory: bool = True

@@ -27,7 +27,8 @@ class VideoPretrainDataset(Dataset):
     """
 
     def __init__(self, entries: Sequence[VideoEntry], clip_len: int = 16, stride: int = 4, out_size: int = 224,
-                 scales: Sequence[float] = (1, .875, .75, .66), max_distort: int = 1) -> None:
+                 scales: Sequence[float] = (1, .875, .75, .66), max_distort: int = 1,
+                 crop_on_device: bool = False) -> None:
         # Defaults: 16 frames (scripts/*/pretrain.sh --num_frames 16), stride 4 (K400/UCF101
         # --sampling_rate 4; SSv2 uses 2), 224 px and scales [1, .875, .75, .66] (datasets.py).
         if clip_len < 1 or stride < 1 or out_size < 1:
@@ -42,6 +43,7 @@ class VideoPretrainDataset(Dataset):
         self.out_size = out_size
         self.scales = tuple(float(s) for s in scales)
         self.max_distort = max_distort
+        self.crop_on_device = crop_on_device
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -65,11 +67,28 @@ class VideoPretrainDataset(Dataset):
         del reader  # decord frees its decoder on collection; do not hold it while resizing
         box = multiscale_crop_box(frames.shape[1], frames.shape[2], self.out_size, self.scales,
                                   self.max_distort, rng)
+        if self.crop_on_device:  # the accelerator crops and resizes the whole batch (crop_batch_on_device)
+            return {"frames": torch.from_numpy(frames), "box": torch.tensor(box), "index": index}
         video = crop_resize_clip(frames, box, self.out_size)
         return {"video": video, "index": index}
 
     @staticmethod
     def collate(samples: Sequence[dict]) -> dict:
-        """Stack into the batch contract: video uint8 (B, 3, T, S, S), index long (B,)."""
-        return {"video": torch.stack([s["video"] for s in samples]),
-                "index": torch.tensor([s["index"] for s in samples], dtype=torch.long)}
+        """Stack into the batch contract: video uint8 (B, 3, T, S, S), index long (B,).
+
+        Uncropped samples keep their frames as a list (videos differ in size) with boxes (B, 4).
+        """
+        batch = {key: torch.tensor([s[key] for s in samples], dtype=torch.long)
+                 for key in ("index", "replaced") if key in samples[0]}
+        if "frames" in samples[0]:
+            batch["frames"] = [s["frames"] for s in samples]
+            batch["box"] = torch.stack([s["box"] for s in samples])
+        else:
+            batch["video"] = torch.stack([s["video"] for s in samples])
+        return batch
+
+
+def crop_batch_on_device(frames: Sequence[torch.Tensor], boxes: torch.Tensor, out_size: int) -> torch.Tensor:
+    """The multi-scale crop of each sample, done where the frames are (the accelerator): uint8
+    (T, H, W, 3) frames and (B, 4) boxes -> uint8 (B, 3, T, S, S), the same arithmetic as the workers'."""
+    return torch.stack([crop_resize_clip(f, tuple(int(v) for v in box), out_size) for f, box in zip(frames, boxes.tolist())])
