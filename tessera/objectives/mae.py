@@ -7,12 +7,12 @@ is the MSE on those. Masks are drawn on the device from a generator the objectiv
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from tessera.core.masking import Mask, gather_tokens, shard_rows
+from tessera.objectives.generator import GeneratorState
 
 Masker = Callable[[int, torch.Generator, torch.device], Mask]
 DecoderMasker = Callable[[Mask, torch.Generator], Mask]
@@ -58,7 +58,7 @@ def denormalized_predictions(pred: Tensor, patches: Tensor, channels: int, mode:
     return pred * (var + 1e-6).sqrt() + mean
 
 
-class MAEObjective(nn.Module):
+class MAEObjective(GeneratorState):
     """`forward(batch) -> (loss, metrics)`; state beyond parameters (the mask generator) is checkpointed.
 
     `input_key` names the batch entry the tokenizer reads (`video`, `image`, ...); `pixel_mean` and
@@ -79,7 +79,7 @@ class MAEObjective(nn.Module):
         seed: int = 0,
         decoder_masker: DecoderMasker | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(seed)
         if target_norm not in TARGET_NORMS:
             raise ValueError(f"unknown target normalisation {target_norm!r}; valid: {', '.join(TARGET_NORMS)}")
         self.tokenizer = tokenizer
@@ -91,29 +91,7 @@ class MAEObjective(nn.Module):
         self.target_norm = target_norm
         self.register_buffer("pixel_mean", _channel_stats(pixel_mean, 0.0, tokenizer.channels), persistent=False)
         self.register_buffer("pixel_std", _channel_stats(pixel_std, 1.0, tokenizer.channels), persistent=False)
-        self.seed = seed
         self.rank, self.world = 0, 1
-        self.generator: torch.Generator | None = None
-        self._pending_generator_state: Tensor | None = None
-
-    # -- the mask generator lives on the device and travels in the checkpoint ----------------------
-    def mask_generator(self, device: torch.device) -> torch.Generator:
-        if self.generator is None or self.generator.device != device:
-            self.generator = torch.Generator(device=device)
-            self.generator.manual_seed(self.seed)
-            if self._pending_generator_state is not None:
-                self.generator.set_state(self._pending_generator_state)
-                self._pending_generator_state = None
-        return self.generator
-
-    def get_extra_state(self) -> dict[str, Any]:
-        state = self.generator.get_state() if self.generator is not None else self._pending_generator_state
-        return {"generator": state, "seed": self.seed}
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.seed = state["seed"]
-        self.generator = None
-        self._pending_generator_state = state["generator"]
 
     def set_shard(self, rank: int, world: int) -> None:
         """Under DDP: draw masks for the global batch and keep this rank's rows (world-size invariant)."""
@@ -132,7 +110,7 @@ class MAEObjective(nn.Module):
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         x = batch[self.input_key]
-        generator = self.mask_generator(x.device)
+        generator = self.device_generator(x.device)
         mask = self.masker(x.shape[0] * self.world, generator, x.device)
         if self.decoder_masker is not None:
             mask = self.decoder_masker(mask, generator)

@@ -76,3 +76,47 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
     return state
+
+
+class LoadReport:
+    """What a by-name load took, left out and could not place; printed when fine-tuning starts."""
+
+    def __init__(self, source: str, loaded: list[str], missing: list[str], unexpected: list[str],
+                 dropped: list[str]) -> None:
+        self.source, self.loaded, self.missing, self.unexpected, self.dropped = source, loaded, missing, unexpected, dropped
+
+    def summary(self) -> str:
+        def few(keys: list[str]) -> str:
+            return ", ".join(keys[:6]) + (f", ... ({len(keys)} in all)" if len(keys) > 6 else "")
+
+        lines = [f"loaded {len(self.loaded)} tensors from {self.source}"]
+        if self.missing:
+            lines.append(f"  missing (kept at their initial values): {few(self.missing)}")
+        if self.unexpected:
+            lines.append(f"  unused from the checkpoint: {few(self.unexpected)}")
+        if self.dropped:
+            lines.append(f"  dropped for a different shape (a new task head): {few(self.dropped)}")
+        return "\n".join(lines)
+
+
+def load_weights(
+    module: torch.nn.Module, weights: dict[str, torch.Tensor], source: str, replaceable: tuple[str, ...] = ("head.",)
+) -> LoadReport:
+    """Load `weights` into `module` by name; keys the module lacks are reported, not fatal.
+
+    A shape mismatch is refused naming the keys, except under `replaceable` prefixes (a classifier
+    trained for another label set), which are dropped as the reference's fine-tuning does.
+    """
+    own = module.state_dict()
+    shapes = {k: tuple(v.shape) for k, v in own.items() if torch.is_tensor(v)}
+    mismatched = [k for k, v in weights.items() if k in shapes and torch.is_tensor(v) and tuple(v.shape) != shapes[k]]
+    dropped = [k for k in mismatched if k.startswith(replaceable)]
+    fatal = [k for k in mismatched if k not in dropped]
+    if fatal:
+        detail = "; ".join(f"{k}: checkpoint {tuple(weights[k].shape)} vs model {shapes[k]}" for k in fatal[:5])
+        raise CheckpointError(f"{source}: {len(fatal)} tensors do not fit the model ({detail})")
+    usable = {k: v for k, v in weights.items() if k in own and k not in dropped}
+    result = module.load_state_dict(usable, strict=False)
+    unexpected = sorted(k for k in weights if k not in own)
+    missing = sorted(k for k in result.missing_keys if not k.endswith("_extra_state"))
+    return LoadReport(source, sorted(usable), missing, unexpected, sorted(dropped))

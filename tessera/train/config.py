@@ -26,6 +26,7 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
     clip_grad: float | None = None  # max global gradient norm; null: no clipping
+    layer_decay: float | None = None  # layer-wise lr decay (fine-tuning): lr x decay^(depth + 1 - layer)
     fused: bool | None = None  # fused AdamW kernel; null: on for CUDA
 
     def check(self) -> None:
@@ -35,6 +36,8 @@ class OptimConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ConfigError(f"optim.{name} must be >= 0, got {value}")
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise ConfigError(f"optim.layer_decay must be in (0, 1] or null, got {self.layer_decay}")
         if self.clip_grad is not None and self.clip_grad <= 0:
             raise ConfigError(f"optim.clip_grad must be > 0 or null, got {self.clip_grad}")
 

@@ -19,17 +19,40 @@ def wants_decay(name: str, param: torch.Tensor) -> bool:
     return param.ndim > 1 and not name.endswith(".bias") and name.rsplit(".", 1)[-1] not in NO_DECAY_NAMES
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups, decayed and not; each carries `wd_scale` so a weight-decay schedule can scale it."""
-    decay, no_decay = [], []
+def vit_layer_id(name: str, num_layers: int) -> int:
+    """VideoMAE optim_factory.py `get_num_layer_for_vit`, on our names: the tokenizer and learned tokens
+    are layer 0, encoder block i is layer i + 1, everything after (norms, head) is layer num_layers + 1."""
+    if name.startswith("tokenizer.") or name.rsplit(".", 1)[-1] in NO_DECAY_NAMES - {"positions"}:
+        return 0
+    if name.startswith("encoder.blocks."):
+        return int(name.split(".")[2]) + 1
+    return num_layers + 1
+
+
+def param_groups(
+    model: nn.Module, weight_decay: float, layer_decay: float | None = None, num_layers: int | None = None
+) -> list[dict]:
+    """Decayed and undecayed groups, split by layer when `layer_decay` is set.
+
+    Each group carries `wd_scale` (for a weight-decay schedule) and `lr_scale` =
+    layer_decay ** (num_layers + 1 - layer id) (VideoMAE LayerDecayValueAssigner; the head is unscaled).
+    """
+    groups: dict[tuple[int, bool], dict] = {}
     for name, param in model.named_parameters():
-        if param.requires_grad:
-            (decay if wants_decay(name, param) else no_decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": weight_decay, "wd_scale": 1.0, "lr_scale": 1.0, "name": "decay"},
-        {"params": no_decay, "weight_decay": 0.0, "wd_scale": 0.0, "lr_scale": 1.0, "name": "no_decay"},
-    ]
-    return [g for g in groups if g["params"]]
+        if not param.requires_grad:
+            continue
+        layer = vit_layer_id(name, num_layers) if layer_decay is not None and num_layers is not None else 0
+        decay = wants_decay(name, param)
+        group = groups.get((layer, decay))
+        if group is None:
+            scale = layer_decay ** (num_layers + 1 - layer) if layer_decay is not None and num_layers is not None else 1.0
+            group = groups[(layer, decay)] = {
+                "params": [], "weight_decay": weight_decay if decay else 0.0, "wd_scale": 1.0 if decay else 0.0,
+                "lr_scale": scale, "name": f"layer{layer}_{'decay' if decay else 'no_decay'}" if layer_decay else
+                ("decay" if decay else "no_decay"),
+            }
+        group["params"].append(param)
+    return [groups[key] for key in sorted(groups, key=lambda k: (k[0], not k[1]))]
 
 
 @dataclass(frozen=True)
@@ -86,9 +109,10 @@ def make_schedule(cfg: OptimConfig, total_batch: int, steps_per_epoch: int, epoc
 
 def make_optimizer(model: nn.Module, cfg: OptimConfig, device: torch.device) -> torch.optim.AdamW:
     fused = cfg.fused if cfg.fused is not None else device.type == "cuda"
+    num_layers = getattr(getattr(model, "encoder", None), "depth", None)
+    groups = param_groups(model, cfg.weight_decay, cfg.layer_decay, num_layers)
     return torch.optim.AdamW(
-        param_groups(model, cfg.weight_decay), lr=0.0, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay,
-        fused=fused or None,
+        groups, lr=0.0, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=fused or None
     )
 
 

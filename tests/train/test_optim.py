@@ -80,3 +80,28 @@ def test_apply_schedule_sets_lr_and_decay_per_group():
     by_name = {g["name"]: g for g in optimizer.param_groups}
     assert by_name["decay"]["lr"] == lr == schedule.lr_at(5)
     assert by_name["decay"]["weight_decay"] == 0.05 and by_name["no_decay"]["weight_decay"] == 0.0
+
+
+def test_layer_decay_groups_follow_the_reference_layer_ids():
+    from tessera.core.encoder import Encoder
+    from tessera.core.heads import PooledHead
+    from tessera.modalities.video.tokenizer import TubeletTokenizer
+
+    class Finetune(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tokenizer = TubeletTokenizer(16, frames=2, size=8, tubelet=(2, 4, 4))
+            self.encoder = Encoder(16, 3, 2)
+            self.head = PooledHead(16, 5)
+
+    model = Finetune()
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = param_groups(model, 0.05, layer_decay=0.75, num_layers=3)
+    by_param = {names[id(p)]: g for g in groups for p in g["params"]}
+    assert by_param["tokenizer.proj.weight"]["lr_scale"] == pytest.approx(0.75**4)
+    assert by_param["tokenizer.proj.bias"]["weight_decay"] == 0.0
+    assert by_param["encoder.blocks.0.attn.qkv.weight"]["lr_scale"] == pytest.approx(0.75**3)
+    assert by_param["encoder.blocks.2.mlp.fc1.weight"]["lr_scale"] == pytest.approx(0.75)
+    assert by_param["head.head.weight"]["lr_scale"] == 1.0 and by_param["head.fc_norm.weight"]["lr_scale"] == 1.0
+    assert by_param["encoder.blocks.1.attn.q_bias"]["weight_decay"] == 0.0
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
