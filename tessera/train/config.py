@@ -58,6 +58,9 @@ class TrainConfig:
     keep_every: int | None = None  # also keep step_XXXXXXX.pt every N steps
     max_nonfinite_steps: int = 20  # steps skipped for a non-finite loss or gradient before the run stops
     compile: bool = False  # torch.compile the objective (GPU; its compiles take minutes on a CPU)
+    # several processes (torchrun): ddp replicates the model; fsdp shards parameters, gradients and
+    # optimizer state (FSDP2, one unit per transformer block) for models that do not fit one device
+    strategy: Literal["ddp", "fsdp"] = "ddp"
     progress: bool = True  # progress bar on the console
 
     def check(self) -> None:

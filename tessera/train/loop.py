@@ -64,6 +64,11 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
+def _is_block(module: nn.Module) -> bool:
+    """A transformer block of any kind the core builds (timm Block, beit Block, TransformerEncoderLayer)."""
+    return type(module).__name__ in {"Block", "TransformerEncoderLayer"}
+
+
 def to_device(batch: Batch, device: torch.device) -> Batch:
     """Tensors, and lists of tensors (samples of different sizes), copied without blocking on CUDA."""
     non_blocking = device.type == "cuda"
@@ -132,14 +137,44 @@ class Trainer:
         self.nonfinite_total = 0  # as last read (logging cadence), over all ranks' view (identical)
         self.bad_samples = self.seen_samples = 0
 
+    @property
+    def sharded(self) -> bool:
+        return self.dist.enabled and self.cfg.strategy == "fsdp"
+
     def _wrap(self, objective: nn.Module) -> nn.Module:
         model = objective
-        if self.dist.enabled:
+        if self.sharded:
+            from torch.distributed.fsdp import fully_shard
+
+            for module in objective.modules():  # one FSDP unit per transformer block, then the rest
+                if module is not objective and _is_block(module):
+                    fully_shard(module)
+            fully_shard(objective)
+        elif self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             model = DistributedDataParallel(objective, device_ids=ids)
         return torch.compile(model) if self.cfg.compile else model
+
+    def _model_and_optimizer_state(self) -> tuple[dict, dict]:
+        if not self.sharded:
+            return self.objective.state_dict(), self.optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+        # full (unsharded) tensors gathered on rank 0: the file is the same as a one-process run's
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_state_dict(self.objective, self.optimizer, options=options)
+
+    def _load_model_and_optimizer(self, model: dict, optimizer: dict) -> None:
+        if not self.sharded:
+            self.objective.load_state_dict(model)
+            self.optimizer.load_state_dict(optimizer)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+        set_state_dict(self.objective, self.optimizer, model_state_dict=model, optim_state_dict=optimizer,
+                       options=StateDictOptions(full_state_dict=True))
 
     # ---------------------------------------------------------------------------------------------
     @property
@@ -147,9 +182,10 @@ class Trainer:
         return self.run_dir / "last.pt"
 
     def state_dict(self) -> dict[str, Any]:
+        model, optimizer = self._model_and_optimizer_state()
         return {
-            "model": self.objective.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": model,
+            "optimizer": optimizer,
             "scheduler": {"step": self.step, "total_steps": self.total_steps},
             "step": self.step,
             "epoch": self.epoch,
@@ -162,8 +198,8 @@ class Trainer:
 
     def save(self) -> None:
         self._check_nonfinite()  # never overwrite the last good checkpoint with a diverged run
+        state = self.state_dict() if self.is_main or self.sharded else None  # gathering is collective
         if self.is_main:
-            state = self.state_dict()
             path = save_checkpoint(self.checkpoint_path, state)
             keep = self.cfg.keep_every
             if keep and self.step % keep == 0:
@@ -180,8 +216,7 @@ class Trainer:
         if not self.checkpoint_path.exists():
             return None
         state = load_checkpoint(self.checkpoint_path, map_location=self.device)
-        self.objective.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self._load_model_and_optimizer(state["model"], state["optimizer"])
         self.step, self.epoch = state["step"], state["epoch"]
         self.position = state["sampler"]["position"]
         counters = state.get("counters", {})
@@ -219,6 +254,8 @@ class Trainer:
         """
         max_norm = self.clip_grad if self.clip_grad is not None else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.objective.parameters(), max_norm, foreach=True)
+        if hasattr(grad_norm, "full_tensor"):  # FSDP: a replicated DTensor
+            grad_norm = grad_norm.full_tensor()
         found_inf = (~torch.isfinite(grad_norm)).float()  # 0-dim, as the fused kernel's step counters
         if self.fused:
             self.optimizer.found_inf = found_inf

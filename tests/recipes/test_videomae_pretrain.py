@@ -190,3 +190,18 @@ def test_crop_on_device_computes_the_same_run(tmp_path, env):
         assert proc.returncode == 0, err
         runs[where] = losses(run_dir)
     assert runs["worker"] == runs["device"]
+
+
+def test_fsdp_two_processes_match_one_process_and_resume(tmp_path, env, reference_losses):
+    run_dir = tmp_path / "fsdp"
+    settings = ["data.batch_size=4", "train.strategy=fsdp", *SETTINGS]
+    proc = torchrun("pretrain", RECIPE, "--run-dir", str(run_dir), *settings, "train.max_steps=14", env=env)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    state = load_checkpoint(run_dir / "last.pt")
+    assert state["step"] == 14 and "encoder.blocks.0.attn.qkv.weight" in state["model"]  # full, unsharded names
+    assert state["model"]["encoder.blocks.0.attn.qkv.weight"].shape == (192, 64)
+    proc = torchrun("pretrain", RECIPE, "--run-dir", str(run_dir), *settings, env=env)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert_same_losses(run_dir, reference_losses, tolerance=1e-4)
