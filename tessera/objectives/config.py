@@ -29,3 +29,29 @@ class MAEConfig:
             raise ConfigError(f"objective.mask_ratio must be in [0, 1), got {self.mask_ratio}")
         if not 0.0 < self.decoder_mask_ratio < 1.0:
             raise ConfigError(f"objective.decoder_mask_ratio must be in (0, 1), got {self.decoder_mask_ratio}")
+
+
+@dataclass
+class ClassificationConfig:
+    """Fine-tuning for classification (VideoMAE run_class_finetuning.py defaults).
+
+    Mixup/cutmix run on the device in batch mode; with both at 0 the loss is cross-entropy with label
+    smoothing. The head pools the tokens, normalises (fc_norm) and projects, initialised x init_scale.
+    """
+
+    name: Literal["classification"] = "classification"
+    label_smoothing: float = 0.1
+    mixup: float = 0.8  # Beta(alpha, alpha) for mixup; 0: off
+    cutmix: float = 1.0  # Beta(alpha, alpha) for cutmix; 0: off
+    mix_prob: float = 1.0
+    switch_prob: float = 0.5  # chance of cutmix instead of mixup when both are on
+    pool: Literal["mean", "cls"] = "mean"
+    fc_norm: bool = True
+    head_dropout: float = 0.0  # fc_drop_rate (0.5 for ViT-H and UCF101)
+    head_init_scale: float = 0.001
+
+    def check(self) -> None:
+        if not 0 <= self.label_smoothing < 1 or not 0 <= self.mix_prob <= 1 or not 0 <= self.switch_prob <= 1:
+            raise ConfigError("objective.label_smoothing must be in [0, 1), mix_prob and switch_prob in [0, 1]")
+        if self.mixup < 0 or self.cutmix < 0:
+            raise ConfigError("objective.mixup and objective.cutmix must be >= 0")

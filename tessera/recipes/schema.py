@@ -8,12 +8,14 @@ from typing import Any, Literal
 
 from tessera.config import ConfigError, from_dict
 from tessera.core.sizes import SIZES
-from tessera.modalities.video.config import VideoDataConfig
-from tessera.objectives.config import MAEConfig
+from tessera.modalities.video.config import VideoDataConfig, VideoFinetuneDataConfig
+from tessera.objectives.config import ClassificationConfig, MAEConfig
 from tessera.train.config import OptimConfig, TrainConfig
 
 DATA_SCHEMAS: dict[str, type] = {"video": VideoDataConfig}
-OBJECTIVE_SCHEMAS: dict[str, type] = {"mae": MAEConfig}
+OBJECTIVE_SCHEMAS: dict[str, type] = {"mae": MAEConfig, "classification": ClassificationConfig}
+# supervised objectives read labelled splits: their data schema, by modality
+SUPERVISED_DATA_SCHEMAS: dict[str, dict[str, type]] = {"classification": {"video": VideoFinetuneDataConfig}}
 SECTIONS = ("data", "model", "objective", "optim", "train", "eval")
 
 
@@ -86,6 +88,12 @@ def _pick(section: str, raw: dict, selector: str, schemas: dict[str, type]) -> A
     return from_dict(schemas[choice], node, section)
 
 
+def _data_schemas(raw: dict) -> dict[str, type]:
+    objective = raw.get("objective")
+    name = objective.get("name") if isinstance(objective, dict) else None
+    return SUPERVISED_DATA_SCHEMAS.get(name, DATA_SCHEMAS)
+
+
 def recipe_from_dict(raw: dict, name: str) -> RecipeConfig:
     """Validate a merged recipe dict; every refusal names the key and the valid keys or values."""
     unknown = [k for k in raw if k not in (*SECTIONS, "description")]
@@ -94,7 +102,7 @@ def recipe_from_dict(raw: dict, name: str) -> RecipeConfig:
     return RecipeConfig(
         name=name,
         description=str(raw.get("description", "")),
-        data=_pick("data", raw, "modality", DATA_SCHEMAS),
+        data=_pick("data", raw, "modality", _data_schemas(raw)),
         objective=_pick("objective", raw, "name", OBJECTIVE_SCHEMAS),
         model=from_dict(ModelConfig, raw.get("model") or {}, "model"),
         optim=from_dict(OptimConfig, raw.get("optim") or {}, "optim"),

@@ -59,3 +59,35 @@ class VideoDataConfig:
                 raise ConfigError(f"data.{name} must be >= 1, got {getattr(self, name)}")
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
+
+
+@dataclass
+class VideoFinetuneDataConfig(VideoDataConfig):
+    """Labelled clips for fine-tuning and evaluation (VideoMAE kinetics.py / ssv2.py, run_class_finetuning.py).
+
+    `list` (or `folder`, `synthetic`) is the training split; `val_list` and `test_list` the others.
+    """
+
+    format: Literal["videomae", "ucf101", "hmdb51", "folder"] = "videomae"
+    val_list: str | None = None
+    test_list: str | None = None
+    class_names: str | None = None  # one name per line (VideoMAE lists carry only label ids)
+    split: int = 1  # UCF101 / HMDB51 official split 1, 2 or 3
+    num_classes: int | None = None  # null: from the class names or the largest label
+    sampling: Literal["dense", "tsn"] = "dense"  # I3D dense (K400, UCF101, HMDB51) or TSN segments (SSv2)
+    randaug: str | None = "rand-m7-n4-mstd0.5-inc1"
+    erase_prob: float = 0.25
+    flip: bool = True  # SSv2: false (left/right is the label)
+    repeated_aug: int = 2  # augmented copies of one decode (--num_sample 2)
+    test_clips: int = 5  # K400 5 x 3 views, SSv2 2 x 3
+    test_crops: int = 3
+    synthetic_split: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / val / test of generated clips
+
+    def check(self) -> None:
+        super().check()
+        if self.repeated_aug < 1 or self.test_clips < 1 or self.test_crops < 1 or self.split not in (1, 2, 3):
+            raise ConfigError("data.repeated_aug, data.test_clips and data.test_crops must be >= 1, data.split 1-3")
+        if not 0 <= self.erase_prob <= 1:
+            raise ConfigError(f"data.erase_prob must be in [0, 1], got {self.erase_prob}")
+        if abs(sum(self.synthetic_split) - 1) > 1e-6 or min(self.synthetic_split) < 0:
+            raise ConfigError(f"data.synthetic_split must be 3 shares summing to 1, got {list(self.synthetic_split)}")
