@@ -24,6 +24,7 @@ from tessera.train.config import OptimConfig, TrainConfig
 from tessera.train.distributed import DistInfo, all_reduce_sum, barrier
 from tessera.train.logging import MetricsLogger, truncate_metrics
 from tessera.train.optim import apply_schedule, make_optimizer, make_schedule
+from tessera.train.parallel import gather_state, scatter_state, wrap
 from tessera.train.rng import capture_rng, restore_rng
 from tessera.train.sampler import ResumableSampler
 from tessera.train.signals import NonFiniteTraining, StopRequested, StopSignals
@@ -62,11 +63,6 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 def use_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
-
-
-def _is_block(module: nn.Module) -> bool:
-    """A transformer block of any kind the core builds (timm Block, beit Block, TransformerEncoderLayer)."""
-    return type(module).__name__ in {"Block", "TransformerEncoderLayer"}
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
@@ -109,7 +105,8 @@ class Trainer:
         self.objective = objective.to(self.device)
         if hasattr(objective, "set_shard"):  # draw masks for the global batch, keep this rank's rows
             objective.set_shard(self.dist.rank, self.dist.world)
-        self.model: nn.Module = self._wrap(objective)
+        model = wrap(objective, self.dist, train_cfg.strategy, self.device)
+        self.model: nn.Module = torch.compile(model) if train_cfg.compile else model
         self.loader = loader
         self.sampler: ResumableSampler = loader.sampler
         self.batch_size = loader.batch_size
@@ -137,52 +134,17 @@ class Trainer:
         self.nonfinite_total = 0  # as last read (logging cadence), over all ranks' view (identical)
         self.bad_samples = self.seen_samples = 0
 
+    # ---------------------------------------------------------------------------------------------
     @property
     def sharded(self) -> bool:
         return self.dist.enabled and self.cfg.strategy == "fsdp"
 
-    def _wrap(self, objective: nn.Module) -> nn.Module:
-        model = objective
-        if self.sharded:
-            from torch.distributed.fsdp import fully_shard
-
-            for module in objective.modules():  # one FSDP unit per transformer block, then the rest
-                if module is not objective and _is_block(module):
-                    fully_shard(module)
-            fully_shard(objective)
-        elif self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            model = DistributedDataParallel(objective, device_ids=ids)
-        return torch.compile(model) if self.cfg.compile else model
-
-    def _model_and_optimizer_state(self) -> tuple[dict, dict]:
-        if not self.sharded:
-            return self.objective.state_dict(), self.optimizer.state_dict()
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
-
-        # full (unsharded) tensors gathered on rank 0: the file is the same as a one-process run's
-        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        return get_state_dict(self.objective, self.optimizer, options=options)
-
-    def _load_model_and_optimizer(self, model: dict, optimizer: dict) -> None:
-        if not self.sharded:
-            self.objective.load_state_dict(model)
-            self.optimizer.load_state_dict(optimizer)
-            return
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
-
-        set_state_dict(self.objective, self.optimizer, model_state_dict=model, optim_state_dict=optimizer,
-                       options=StateDictOptions(full_state_dict=True))
-
-    # ---------------------------------------------------------------------------------------------
     @property
     def checkpoint_path(self) -> Path:
         return self.run_dir / "last.pt"
 
     def state_dict(self) -> dict[str, Any]:
-        model, optimizer = self._model_and_optimizer_state()
+        model, optimizer = gather_state(self.objective, self.optimizer, self.sharded)
         return {
             "model": model,
             "optimizer": optimizer,
@@ -216,7 +178,7 @@ class Trainer:
         if not self.checkpoint_path.exists():
             return None
         state = load_checkpoint(self.checkpoint_path, map_location=self.device)
-        self._load_model_and_optimizer(state["model"], state["optimizer"])
+        scatter_state(self.objective, self.optimizer, state["model"], state["optimizer"], self.sharded)
         self.step, self.epoch = state["step"], state["epoch"]
         self.position = state["sampler"]["position"]
         counters = state.get("counters", {})
