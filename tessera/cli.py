@@ -18,7 +18,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from tessera.data.lists import DatasetError
     from tessera.train.checkpoint import CheckpointError
 
-    errors: list[type[BaseException]] = [ConfigError, DatasetError, CheckpointError]
+    from tessera.data.robust import TooManyBadSamples
+
+    errors: list[type[BaseException]] = [ConfigError, DatasetError, CheckpointError, TooManyBadSamples]
     try:
         from tessera.modalities.video.reading import VideoReadError
 

@@ -97,8 +97,12 @@ def scan_video_folder(folder: str | Path) -> list[VideoEntry]:
 
 
 def check_files_exist(entries: Sequence[VideoEntry], source: str, show: int = 5) -> None:
-    """Fail before training rather than at sample 10,000: a folder in place of a file counts as missing."""
-    missing = [entry.path for entry in entries if not os.path.isfile(entry.path)]
+    """Fail before training rather than at sample 10,000 when files are missing.
+
+    Something that exists but cannot be read (an empty file, a folder named like a video, a corrupt
+    file) is left to the robust reader, which replaces, counts and logs it during training.
+    """
+    missing = [entry.path for entry in entries if not os.path.exists(entry.path)]
     if missing:
         first = ", ".join(missing[:show]) + (", …" if len(missing) > show else "")
         raise DatasetError(f"{len(missing)} of {len(entries)} files named in {source} do not exist, first: {first}")

@@ -137,13 +137,29 @@ class PretrainingSetup:
     dataset: Dataset
     batch_transform: Callable[[dict], dict] | None = None
     on_eval: Callable[[int], dict[str, float] | None] | None = None
+    check_bad_samples: Callable[[int, int], None] | None = None
+
+
+def robust(dataset: Dataset, data, run_dir: Path) -> tuple[Dataset, Callable[[int, int], None]]:
+    """Wrap a file-reading dataset: bad files are replaced, counted, logged; too many stop the run."""
+    from tessera.data.robust import RobustDataset, check_bad_fraction
+
+    log_path = run_dir / "bad_samples.jsonl"
+    wrapped = RobustDataset(dataset, data.max_bad_fraction, isolate=data.isolate_decoder, log_path=log_path,
+                            timeout=data.read_timeout_s)
+
+    def check(bad: int, seen: int) -> None:
+        check_bad_fraction(bad, seen, data.max_bad_fraction, len(dataset), log_path)
+
+    return wrapped, check
 
 
 def setup_mae(cfg: RecipeConfig, device: torch.device, run_dir: Path) -> PretrainingSetup:
     parts = MODALITY_BUILDERS[cfg.data.modality](cfg)
+    parts.dataset, check = robust(parts.dataset, cfg.data, run_dir)
     objective = build_mae(cfg, parts).to(device)
     on_eval = pictures_hook(objective, parts, run_dir, device, cfg.eval.pictures)
-    return PretrainingSetup(objective, parts.dataset, parts.batch_transform, on_eval)
+    return PretrainingSetup(objective, parts.dataset, parts.batch_transform, on_eval, check)
 
 
 # (data.modality, objective.name) -> how to set up a pretraining run; a pair not listed is refused.
@@ -202,7 +218,8 @@ def run_pretraining(cfg: RecipeConfig, run_dir: Path, config: dict[str, Any], di
     if dist.is_main:
         barrier(dist)
     loader = make_loader(cfg, setup.dataset, device, rank=dist.rank, world=dist.world)
-    hooks = TrainHooks(batch_transform=setup.batch_transform, on_eval=setup.on_eval, eval_every=cfg.eval.every)
+    hooks = TrainHooks(batch_transform=setup.batch_transform, on_eval=setup.on_eval, eval_every=cfg.eval.every,
+                       check_bad_samples=setup.check_bad_samples)
     trainer = Trainer(setup.objective, loader, cfg.optim, cfg.train, run_dir, config, hooks=hooks, device=device,
                       dist=dist)
     return trainer.fit()

@@ -205,3 +205,41 @@ def test_fsdp_two_processes_match_one_process_and_resume(tmp_path, env, referenc
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert_same_losses(run_dir, reference_losses, tolerance=1e-4)
+
+
+def broken_list(folder: Path) -> Path:
+    """8 good clips and 4 broken files: empty, a directory, text named .mp4, a truncated mp4."""
+    from tessera.data.synthetic import write_synthetic_videos
+
+    good = write_synthetic_videos(folder / "good", 8, frames=24, seed=3)
+    lines = [f"good/{line}" for line in good.read_text().splitlines()]
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "folder.mp4").mkdir()
+    (folder / "notes.mp4").write_text("not a video")
+    first = folder / "good" / lines[0].split()[0][len("good/"):]
+    (folder / "cut [1].mp4").write_bytes(first.read_bytes()[:2000])
+    lines += ["empty.mp4 0", "folder.mp4 0", "notes.mp4 0", "cut [1].mp4 0"]
+    listing = folder / "train.csv"
+    listing.write_text("\n".join(lines) + "\n")
+    return listing
+
+
+def test_broken_files_are_replaced_counted_and_logged(tmp_path, env):
+    listing = broken_list(tmp_path / "data")
+    source = ["data.synthetic=null", f"data.list={listing}", "data.batch_size=4", "eval.pictures=1"]
+    run_dir = tmp_path / "run"
+    proc = tessera("pretrain", RECIPE, "--run-dir", str(run_dir), *source, "data.max_bad_fraction=0.5",
+                   "train.epochs=3", env=env)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    logged = [json.loads(line) for line in (run_dir / "bad_samples.jsonl").read_text().splitlines()]
+    assert sorted({Path(r["path"]).name for r in logged}) == ["cut [1].mp4", "empty.mp4", "folder.mp4", "notes.mp4"]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if "loss" in r]
+    assert train[-1]["step"] == 9 and train[-1]["bad_samples"] >= 12  # every bad file, every epoch
+
+    strict = tmp_path / "strict"
+    proc = tessera("pretrain", RECIPE, "--run-dir", str(strict), *source, "data.max_bad_fraction=0.01", env=env)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 2, err
+    assert "data.max_bad_fraction=0.01" in err and "bad_samples.jsonl" in err and "Traceback" not in err

@@ -43,6 +43,11 @@ class VideoDataConfig:
     batch_size: int = 32  # per device
     num_workers: int = 8
     pin_memory: bool = True
+    # unreadable clips are replaced, counted and logged (run_dir/bad_samples.jsonl) up to this share of
+    # the reads; past it the run stops naming the log
+    max_bad_fraction: float = 0.01
+    isolate_decoder: bool = True  # decode in a child process: a decoder that aborts costs one sample
+    read_timeout_s: float | None = None  # with isolation: a clip that takes longer is counted bad
 
     def check(self) -> None:
         sources = [name for name in ("list", "folder", "synthetic") if getattr(self, name) is not None]
@@ -59,6 +64,10 @@ class VideoDataConfig:
                 raise ConfigError(f"data.{name} must be >= 1, got {getattr(self, name)}")
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
+        if not 0 <= self.max_bad_fraction <= 1:
+            raise ConfigError(f"data.max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
+        if self.read_timeout_s is not None and (self.read_timeout_s <= 0 or not self.isolate_decoder):
+            raise ConfigError("data.read_timeout_s must be > 0 and needs data.isolate_decoder=true")
 
 
 @dataclass
