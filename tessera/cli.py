@@ -163,6 +163,78 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune_tabular(cfg, config: dict, init: Path | None, run_dir: Path) -> None:
+    from tessera.recipes.tabular import run_finetune
+
+    run_finetune(cfg, config, init, run_dir)
+
+
+def _embed_tabular(cfg, config: dict, ckpt: Path, out: Path) -> None:
+    from tessera.recipes.tabular import run_embed
+
+    run_embed(cfg, config, ckpt, out)
+
+
+def _finetune_video(cfg, config: dict, init: Path | None, run_dir: Path) -> None:
+    from tessera.recipes.video_finetune import run_finetune
+
+    run_finetune(cfg, config, init, run_dir)
+
+
+def _embed_video(cfg, config: dict, ckpt: Path, out: Path) -> None:
+    from tessera.recipes.video_finetune import run_embed
+
+    run_embed(cfg, config, ckpt, out)
+
+
+def _eval_video(cfg, config: dict, ckpt: Path, probe: str | None, out: Path | None) -> None:
+    from tessera.recipes.video_finetune import run_eval
+
+    run_eval(cfg, ckpt, probe, out)
+
+
+# data.modality -> runner; a modality adds its own (fine-tuning: cfg, config, --init or None, run dir;
+# embedding: cfg, config, --ckpt, --out; evaluation: cfg, config, --ckpt, --probe, --out)
+FINETUNE_RUNNERS: dict = {"tabular": _finetune_tabular, "video": _finetune_video}
+EMBED_RUNNERS: dict = {"tabular": _embed_tabular, "video": _embed_video}
+EVAL_RUNNERS: dict = {"video": _eval_video}
+
+
+def _runner(runners: dict, cfg, command: str):
+    runner = runners.get(cfg.data.modality)
+    if runner is None:
+        raise ConfigError(f"`tessera {command}` has no runner for data.modality={cfg.data.modality!r}; "
+                          f"modalities with one: {', '.join(sorted(runners))}")
+    return runner
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Train task models from a pretrained checkpoint (--init); results and config go to the run dir."""
+    cfg, config = resolved(args.recipe, args.overrides)
+    runner = _runner(FINETUNE_RUNNERS, cfg, "finetune")
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / cfg.name / datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(_dump_yaml(config))
+    print(f"fine-tuning {cfg.name} in {run_dir}", file=sys.stderr)
+    runner(cfg, config, Path(args.init) if args.init else None, run_dir)
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Write the pretrained encoder's representation of the recipe's data to --out."""
+    cfg, config = resolved(args.recipe, args.overrides)
+    _runner(EMBED_RUNNERS, cfg, "embed")(cfg, config, Path(args.ckpt), Path(args.out))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a checkpoint with the recipe's protocol (or a probe on its frozen features)."""
+    cfg, config = resolved(args.recipe, args.overrides)
+    out = Path(args.out) if args.out else None
+    _runner(EVAL_RUNNERS, cfg, "eval")(cfg, config, Path(args.ckpt), args.probe, out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tessera", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -184,6 +256,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--minutes", type=float, default=1.0, help="rough length of the run")
     demo.add_argument("--run-dir", help="run directory (default runs/demo/<time>)")
     demo.set_defaults(func=cmd_demo)
+
+    finetune = commands.add_parser("finetune", help="train task models on a pretrained checkpoint (--init)")
+    finetune.add_argument("recipe")
+    finetune.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    finetune.add_argument("--init", help="the pretraining checkpoint to start from (last.pt)")
+    finetune.add_argument("--run-dir", help="run directory (default runs/<recipe>/<time>)")
+    finetune.set_defaults(func=cmd_finetune)
+
+    evaluate = commands.add_parser("eval", help="evaluate a checkpoint (multi-view test, or --probe)")
+    evaluate.add_argument("recipe")
+    evaluate.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    evaluate.add_argument("--ckpt", required=True, help="a fine-tuned checkpoint (best.pt), or any with --probe")
+    evaluate.add_argument("--probe", choices=("linear", "knn"), help="probe frozen features instead")
+    evaluate.add_argument("--out", help="where the per-video scores go (JSON; default beside the checkpoint)")
+    evaluate.set_defaults(func=cmd_eval)
+
+    embed = commands.add_parser("embed", help="write a pretrained encoder's representation of the data")
+    embed.add_argument("recipe")
+    embed.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    embed.add_argument("--ckpt", required=True, help="the pretraining checkpoint (last.pt)")
+    embed.add_argument("--out", required=True, help="output file (.npy or .pt)")
+    embed.set_defaults(func=cmd_embed)
     return parser
 
 

@@ -43,6 +43,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("TESSERA_CACHE", Path.home() / ".cache" / "tessera"))
 
 
+def synthetic_videos(settings) -> Path:
+    """Generated clips for `data.synthetic`, written once per settings under the cache; the list path."""
+    from tessera.data.synthetic import ensure_synthetic_videos
+
+    values = to_dict(settings)
+    folder = values.pop("dir")
+    key = hashlib.sha1(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
+    folder = Path(folder) if folder else cache_dir() / f"synthetic-video-{key}"
+    return ensure_synthetic_videos(folder, **values)
+
+
 def _video_entries(data) -> tuple[list, str]:
     from tessera.data.lists import read_path_label_list, scan_video_folder
 
@@ -51,13 +62,7 @@ def _video_entries(data) -> tuple[list, str]:
     if data.folder is not None:
         return scan_video_folder(data.folder), data.folder
     if data.synthetic is not None:
-        from tessera.data.synthetic import ensure_synthetic_videos
-
-        settings = to_dict(data.synthetic)
-        settings.pop("dir")
-        key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-        folder = Path(data.synthetic.dir) if data.synthetic.dir else cache_dir() / f"synthetic-video-{key}"
-        list_file = ensure_synthetic_videos(folder, **{k: settings[k] for k in ("num_videos", "frames", "height", "width", "seed")})
+        list_file = synthetic_videos(data.synthetic)
         return read_path_label_list(list_file), str(list_file)
     raise ConfigError("the recipe names no videos: set data.list (a `path label` file), data.folder or data.synthetic")
 
@@ -162,9 +167,16 @@ def setup_mae(cfg: RecipeConfig, device: torch.device, run_dir: Path) -> Pretrai
     return PretrainingSetup(objective, parts.dataset, parts.batch_transform, on_eval, check)
 
 
+def setup_tjepa(cfg: RecipeConfig, device: torch.device, run_dir: Path) -> PretrainingSetup:
+    from tessera.recipes.tabular import setup_tjepa as setup  # tables: tessera/recipes/tabular.py
+
+    return setup(cfg, device, run_dir)
+
+
 # (data.modality, objective.name) -> how to set up a pretraining run; a pair not listed is refused.
 PRETRAINING_BUILDERS: dict[tuple[str, str], Callable[[RecipeConfig, torch.device, Path], PretrainingSetup]] = {
     ("video", "mae"): setup_mae,
+    ("tabular", "tjepa"): setup_tjepa,
 }
 
 

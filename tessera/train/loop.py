@@ -352,5 +352,5 @@ class Trainer:
             unit_scale=True,
             dynamic_ncols=True,
             disable=not (self.cfg.progress and self.is_main),
-            desc=f"pretrain {self.run_dir.name}",
+            desc=f"train {self.run_dir.name}",
         )
