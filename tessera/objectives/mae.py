@@ -123,6 +123,12 @@ class MAEObjective(GeneratorState):
         return loss, {}
 
     @torch.no_grad()
+    def embed(self, x: Tensor) -> Tensor:
+        """(B, D): the mean of the final-normed encoder states of the whole, unmasked input (RankMe, probes)."""
+        states, _ = self.encoder(self.tokenizer(x), num_prefix=self.tokenizer.num_prefix)
+        return states[:, self.tokenizer.num_prefix:].mean(dim=1)
+
+    @torch.no_grad()
     def reconstruct(self, x: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         """Original, masked input and reconstruction in pixel space [0, 1] (input layout), and the loss.
 

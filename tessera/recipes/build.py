@@ -163,7 +163,7 @@ def setup_mae(cfg: RecipeConfig, device: torch.device, run_dir: Path) -> Pretrai
     parts = MODALITY_BUILDERS[cfg.data.modality](cfg)
     parts.dataset, check = robust(parts.dataset, cfg.data, run_dir)
     objective = build_mae(cfg, parts).to(device)
-    on_eval = pictures_hook(objective, parts, run_dir, device, cfg.eval.pictures)
+    on_eval = mae_eval_hook(objective, parts, run_dir, device, cfg)
     return PretrainingSetup(objective, parts.dataset, parts.batch_transform, on_eval, check)
 
 
@@ -198,22 +198,48 @@ def make_loader(cfg: RecipeConfig, dataset: Dataset, device: torch.device, rank:
     )
 
 
-def pictures_hook(objective: nn.Module, parts: ModalityParts, run_dir: Path, device: torch.device, count: int):
-    """At each evaluation: reconstruct the same clips with the same masks, save PNGs, log their loss."""
-    if count == 0:
+def mae_eval_hook(objective: nn.Module, parts: ModalityParts, run_dir: Path, device: torch.device, cfg: RecipeConfig):
+    """At each evaluation: reconstruct the same clips with the same masks (PNGs and their loss), and the
+    RankMe of the encoder's embeddings of a fixed sample (`eval.rankme_samples` clips)."""
+    count = min(cfg.eval.pictures, len(parts.dataset))
+    rank_count = min(cfg.eval.rankme_samples, len(parts.dataset))
+    if count == 0 and rank_count == 0:
         return None
-    count = min(count, len(parts.dataset))
     collate = getattr(parts.dataset, "collate", None) or torch.utils.data.default_collate
-    clips = collate([parts.dataset[(i, 1_000_003 + i)] for i in range(count)])
-    batch = parts.batch_transform(to_device(clips, device))
+    fixed = [(i, 1_000_003 + i) for i in range(len(parts.dataset))]  # the same clips and crops every time
+    batch = parts.batch_transform(to_device(collate([parts.dataset[k] for k in fixed[:count]]), device)) if count else None
+    sample = DataLoader(_Keyed(parts.dataset, fixed[:rank_count]), batch_size=cfg.data.batch_size,
+                        num_workers=cfg.data.num_workers, collate_fn=collate)
 
     def on_eval(step: int) -> dict[str, float]:
-        generator = torch.Generator(device=device).manual_seed(1234)
-        views = objective.reconstruct(batch[parts.input_key], generator)
-        parts.save_pictures(run_dir / "pictures" / f"step_{step:08d}", views)
-        return {"loss": views["loss"].item()}
+        from tessera.eval.rankme import rankme
+
+        metrics = {}
+        if batch is not None:
+            generator = torch.Generator(device=device).manual_seed(1234)
+            views = objective.reconstruct(batch[parts.input_key], generator)
+            parts.save_pictures(run_dir / "pictures" / f"step_{step:08d}", views)
+            metrics["loss"] = views["loss"].item()
+        if rank_count:
+            embeddings = [objective.embed(parts.batch_transform(to_device(b, device))[parts.input_key]).float().cpu()
+                          for b in sample]
+            metrics["rankme"] = rankme(torch.cat(embeddings))
+        return metrics
 
     return on_eval
+
+
+class _Keyed(Dataset):
+    """A fixed list of sampler keys as a dataset (the evaluation sample)."""
+
+    def __init__(self, dataset: Dataset, keys: list[tuple[int, int]]) -> None:
+        self.dataset, self.keys = dataset, keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.dataset[self.keys[i]]
 
 
 def run_pretraining(cfg: RecipeConfig, run_dir: Path, config: dict[str, Any], dist: DistInfo | None = None) -> FitResult:

@@ -58,10 +58,13 @@ class EvalConfig:
 
     every: int = 1000  # optimizer steps between evaluations (and at the end)
     pictures: int = 2  # clips drawn as original / masked / reconstruction PNGs; 0: none
+    # RankMe (label-free health, Garrido et al. 2023) of the encoder's embeddings of this many fixed
+    # samples; it is bounded by min(samples, width), so use at least the width; 0: off
+    rankme_samples: int = 2048
 
     def check(self) -> None:
-        if self.every < 1 or self.pictures < 0:
-            raise ConfigError(f"eval.every must be >= 1 and eval.pictures >= 0, got {self.every}, {self.pictures}")
+        if self.every < 1 or self.pictures < 0 or self.rankme_samples < 0:
+            raise ConfigError(f"eval.every must be >= 1, eval.pictures and eval.rankme_samples >= 0")
 
 
 @dataclass

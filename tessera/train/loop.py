@@ -329,8 +329,13 @@ class Trainer:
         return last
 
     def _evaluate(self, logger: MetricsLogger, progress) -> None:
-        if not self.is_main:
+        """Rank 0 runs the hook. Under FSDP every rank runs it (each block gathers its shards, a
+        collective) with the root unit's parameters gathered first; only rank 0 keeps the results."""
+        if not (self.is_main or self.sharded):
             return
+        if self.sharded:
+            self.objective.unshard()
+        metrics = {}
         self.objective.eval()
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
         try:
@@ -338,6 +343,10 @@ class Trainer:
                 metrics = self.hooks.on_eval(self.step) or {}
         finally:
             self.objective.train()
+            if self.sharded:
+                self.objective.reshard()
+        if not self.is_main:
+            return
         if metrics:
             logger.log(self.step, {f"eval/{k}": v for k, v in metrics.items()})
             progress.write(f"eval step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
