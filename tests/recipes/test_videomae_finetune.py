@@ -86,3 +86,53 @@ def test_missing_videos_in_a_split_are_refused_before_training(tmp_path, capsys)
     code = main(["finetune", "videomae-finetune-tiny", "--run-dir", str(tmp_path / "run"), "data.synthetic=null",
                  f"data.list={listing}"])
     assert code == 2 and "9 of 9 files named in the training split" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("recipe", ["videomae-finetune-ssv2-tiny", "videomae-finetune-ucf101-tiny",
+                                    "videomae-finetune-hmdb51-tiny"])
+def test_each_tiny_variant_fine_tunes_and_tests(recipe, tmp_path, env):
+    err = tessera("finetune", recipe, "--run-dir", str(tmp_path / "run"), "train.max_steps=2", env=env)
+    assert "test: top-1" in err
+
+
+def write_official_trees(folder: Path) -> tuple[Path, Path, Path]:
+    """Generated clips laid out as UCF101 (classInd.txt, trainlist01/testlist01 with CRLF, .avi names)
+    and HMDB51 (<class>_test_split1.txt) would ship them, with spaces and non-ASCII in the names."""
+    from tessera.data.synthetic import write_synthetic_videos
+
+    listing = write_synthetic_videos(folder / "generated", 24, frames=24, seed=5)
+    classes = (listing.parent / "classes.txt").read_text().split()
+    videos = folder / "videos"
+    rows = []
+    for line in listing.read_text().splitlines():
+        path, label = line.rsplit(" ", 1)
+        name = classes[int(label)]
+        target = videos / name / f"v {Path(path).stem} é.avi"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((listing.parent / path).read_bytes())
+        rows.append((name, target.name, int(label)))
+    ucf = folder / "ucfTrainTestlist"
+    ucf.mkdir()
+    (ucf / "classInd.txt").write_bytes("".join(f"{i + 1} {c}\r\n" for i, c in enumerate(classes)).encode())
+    train = [r for i, r in enumerate(rows) if i % 4]
+    test = [r for i, r in enumerate(rows) if not i % 4]
+    (ucf / "trainlist01.txt").write_bytes("".join(f"{c}/{n} {y + 1}\r\n" for c, n, y in train).encode())
+    (ucf / "testlist01.txt").write_bytes("".join(f"{c}/{n}\r\n" for c, n, _ in test).encode())
+    hmdb = folder / "testTrainMulti_7030_splits"
+    hmdb.mkdir()
+    for name in classes:
+        lines = [f"{n} {1 if (c, n, y) in train else 2}\n" for c, n, y in rows if c == name]
+        (hmdb / f"{name}_test_split1.txt").write_text("".join(lines))
+    return videos, ucf, hmdb
+
+
+def test_official_ucf101_and_hmdb51_layouts_through_the_cli(tmp_path, env):
+    videos, ucf, hmdb = write_official_trees(tmp_path)
+    for recipe, annotations in (("videomae-finetune-ucf101-tiny", ucf), ("videomae-finetune-hmdb51-tiny", hmdb)):
+        fmt = "ucf101" if "ucf" in recipe else "hmdb51"
+        run_dir = tmp_path / fmt
+        err = tessera("finetune", recipe, "--run-dir", str(run_dir), "data.synthetic=null", f"data.format={fmt}",
+                      f"data.list={annotations}", f"data.root={videos}", "train.max_steps=2", env=env)
+        report = json.loads((run_dir / "test_scores.json").read_text())
+        assert report["metrics"]["videos"] == 6, err
+        assert all(v["path"].endswith(" é.avi") for v in report["videos"])
