@@ -128,11 +128,11 @@ def write_official_trees(folder: Path) -> tuple[Path, Path, Path]:
 
 def test_official_ucf101_and_hmdb51_layouts_through_the_cli(tmp_path, env):
     videos, ucf, hmdb = write_official_trees(tmp_path)
-    for recipe, annotations in (("videomae-finetune-ucf101-tiny", ucf), ("videomae-finetune-hmdb51-tiny", hmdb)):
+    for recipe, lists in (("videomae-finetune-ucf101-tiny", ucf), ("videomae-finetune-hmdb51-tiny", hmdb)):
         fmt = "ucf101" if "ucf" in recipe else "hmdb51"
         run_dir = tmp_path / fmt
         err = tessera("finetune", recipe, "--run-dir", str(run_dir), "data.synthetic=null", f"data.format={fmt}",
-                      f"data.list={annotations}", f"data.root={videos}", "train.max_steps=2", env=env)
+                      f"data.list={lists}", f"data.root={videos}", "train.max_steps=2", env=env)
         report = json.loads((run_dir / "test_scores.json").read_text())
         assert report["metrics"]["videos"] == 6, err
         assert all(v["path"].endswith(" é.avi") for v in report["videos"])
