@@ -11,11 +11,16 @@ from tessera.core.sizes import SIZES
 from tessera.modalities.video.config import VideoDataConfig, VideoFinetuneDataConfig
 from tessera.objectives.config import ClassificationConfig, MAEConfig
 from tessera.train.config import OptimConfig, TrainConfig
+from tessera.modalities.tabular.config import TabularDataConfig
+from tessera.objectives.tjepa_config import TabularDownstreamConfig, TJEPAConfig
 
 DATA_SCHEMAS: dict[str, type] = {"video": VideoDataConfig}
 OBJECTIVE_SCHEMAS: dict[str, type] = {"mae": MAEConfig, "classification": ClassificationConfig}
 # supervised objectives read labelled splits: their data schema, by modality
 SUPERVISED_DATA_SCHEMAS: dict[str, dict[str, type]] = {"classification": {"video": VideoFinetuneDataConfig}}
+# tables: T-JEPA pretraining and the downstream comparison (`tessera finetune`) read the same data section
+DATA_SCHEMAS["tabular"] = TabularDataConfig
+OBJECTIVE_SCHEMAS.update(tjepa=TJEPAConfig, tabular_downstream=TabularDownstreamConfig)
 SECTIONS = ("data", "model", "objective", "optim", "train", "eval")
 
 

@@ -1,0 +1,1 @@
+"""Tables: reading CSV/Parquet, the fitted preprocessing, feature tokens and feature-subset sampling."""
