@@ -170,3 +170,32 @@ def test_pretraining_rows_are_the_training_rows_unless_all(tmp_path):
     train = set(setup.objective.metadata["table"]["split"].eq(0).nonzero().flatten().tolist())
     cfg = load_recipe(TINY, [])
     assert set(setup_tjepa(cfg, torch.device("cpu"), tmp_path / "x").dataset.rows.tolist()) == train
+
+
+def test_sigkill_mid_run_then_resume_gives_the_same_losses(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    settings = ["train.epochs=40", "train.checkpoint_every=7", "eval.every=1000", *QUIET]  # 320 steps, 8 an epoch
+    reference = tmp_path / "reference"
+    assert main(["pretrain", TINY, "--run-dir", str(reference), *settings]) == 0
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "tessera", "pretrain", TINY, "--run-dir", str(killed), *settings]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics, deadline = killed / "metrics.jsonl", time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 30:
+            break
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    state = load_checkpoint(killed / "last.pt")
+    assert state["step"] % 7 == 0 and max(losses(killed)) < 320  # killed mid-run, after a checkpoint
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "resuming" in done.stderr, done.stderr
+    assert losses(killed) == losses(reference)
