@@ -69,7 +69,7 @@ class EvalConfig:
 
     def check(self) -> None:
         if self.every < 1 or self.pictures < 0 or self.rankme_samples < 0:
-            raise ConfigError(f"eval.every must be >= 1, eval.pictures and eval.rankme_samples >= 0")
+            raise ConfigError("eval.every must be >= 1, eval.pictures and eval.rankme_samples >= 0")
 
 
 @dataclass

@@ -19,14 +19,13 @@ import torch
 from tessera.config import ConfigError, to_dict
 from tessera.core.predictor import JEPAPredictor, TailedEncoder
 from tessera.modalities.tabular.dataset import TableDataset
+from tessera.modalities.tabular.columns import split_codes, target_spec
 from tessera.modalities.tabular.preprocessing import (
     SPLITS,
     TablePreprocessing,
     TableTensors,
     describe,
     fit_preprocessing,
-    split_codes,
-    target_spec,
 )
 from tessera.modalities.tabular.reading import TableError, read_table, table_fingerprint
 from tessera.modalities.tabular.sampler import FeatureSubsetSampler
