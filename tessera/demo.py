@@ -68,14 +68,14 @@ class DemoPlan:
                 *self.finetune_overrides]
 
 
-# Nominal speeds on 2 CPU cores shared with other work (fp32, the demo recipes' sizes, steps of
-# 16 clips in pretraining and 8 in fine-tuning); the step counts come from them, so the same
-# `minutes` runs the same steps everywhere and a faster machine just finishes sooner.
-PRETRAIN_STEPS_PER_S = 8.0
-FINETUNE_STEPS_PER_S = 12.0
+# Nominal speeds: about 85% of what 2 quiet CPU cores measured (13.6 pretraining steps/s of 16 clips,
+# 28.9 fine-tuning steps/s of 8, fp32, the demo recipes' sizes; BENCHMARKS.md). The step counts come
+# from them, so the same `minutes` runs the same steps everywhere and a faster machine finishes sooner.
+PRETRAIN_STEPS_PER_S = 11.5
+FINETUNE_STEPS_PER_S = 24.0
 FIXED_SECONDS = 75.0  # generating the clips the first time (about 20 ms each), starts, tests
 PRETRAIN_SHARE = 0.5  # of the time left after the fixed costs
-RUN_START_SECONDS = 2.0  # a fine-tuning run's start and its validations
+RUN_START_SECONDS = 4.0  # a fine-tuning run's start and its validations (measured: 11.3 s per run of 147 steps)
 LR_GRID = (1.0e-2, 3.0e-2, 1.0e-1)
 
 

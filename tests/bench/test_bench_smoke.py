@@ -56,3 +56,12 @@ def test_data_loading_smoke(tmp_path):
     assert re.fullmatch(r"[\d.]+% \[[\d.]+%, [\d.]+%\]", ours[1][4]), out  # the wait share
     assert re.fullmatch(RATIO + "|n/a", ours[1][-1]), out
     assert not (tmp_path / "cache").exists()  # smoke videos live in a temporary folder
+
+
+def test_video_pretraining_payoff_smoke(tmp_path):
+    out = run_smoke("video_pretraining_payoff.py", tmp_path)
+    rows = table_rows(out, "2") + table_rows(out, "4")  # the measurements at steps 2 and 4 of 4
+    assert len(rows) == 2 and all(re.search(RATIO, cell) for row in rows for cell in row[3:]), out
+    arms = table_rows(out, "pretrained") + table_rows(out, "scratch")
+    assert [row[0] for row in arms] == ["pretrained", "scratch"], out
+    assert re.search(r"pretrained / scratch test top-1: " + RATIO, out), out
