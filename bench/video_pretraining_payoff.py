@@ -186,7 +186,9 @@ class Bench:
         tokenizer, encoder = self.tokenizer(), Encoder(a.dim, a.depth, a.heads, final_norm=False)
         if init is not None:
             tokenizer.load_state_dict(init.tokenizer.state_dict())
-            encoder.load_state_dict(init.encoder.state_dict(), strict=False)  # its final norm is unused
+            loaded = encoder.load_state_dict(init.encoder.state_dict(), strict=False)  # its final norm is unused
+            if loaded.missing_keys:
+                raise RuntimeError(f"pretrained encoder lacks {loaded.missing_keys}")
         head = PooledHead(a.dim, len(MOTION_CLASSES), pool="mean", fc_norm=True, init_scale=0.001)
         model = SupervisedObjective(tokenizer, encoder, head, "video", label_smoothing=0.1).to(self.device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=a.finetune_lr, weight_decay=0.05)
