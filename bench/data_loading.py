@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -58,6 +57,7 @@ import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
+from machine_info import cpu_model, load_average  # noqa: E402  (bench/, the script's folder)
 from tessera.data.lists import read_path_label_list  # noqa: E402
 from tessera.data.synthetic import ensure_synthetic_videos  # noqa: E402
 from tessera.modalities.video.dataset import VideoPretrainDataset  # noqa: E402
@@ -251,24 +251,8 @@ def wait_share(dataset: Dataset, workers: int, step_s: float, args, num_videos: 
     return waited / total, clips / total
 
 
-def load_average() -> str:
-    """The machine's load when the run starts and ends: other work on a shared machine skews timings."""
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def machine_line() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = cpu_model()
     return f"CPU {model}, {os.cpu_count()} cores, torch {torch.__version__}, decord {decord.__version__}, " \
            f"Pillow {Image.__version__}"
 

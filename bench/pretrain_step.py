@@ -50,7 +50,6 @@ import ctypes
 import gc
 import math
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -64,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run the checkout
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from machine_info import cpu_model, load_average  # noqa: E402  (bench/, the script's folder)
 from tessera.core.blocks import set_fused_attention  # noqa: E402
 from tessera.core.decoder import MAEDecoder  # noqa: E402
 from tessera.core.encoder import Encoder  # noqa: E402
@@ -339,27 +339,11 @@ def memory_variant(variant: Variant, size: ViTSize, shape: Shape, args, device: 
     return result
 
 
-def load_average() -> str:
-    """The machine's load when the run starts and ends: other work on a shared machine skews timings."""
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def device_line(device: torch.device) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         return f"{name}, torch {torch.__version__}, CUDA {torch.version.cuda}"
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = cpu_model()
     return (f"CPU {model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
             f"torch {torch.__version__}, no GPU used")
 

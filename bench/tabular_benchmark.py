@@ -33,7 +33,6 @@ import io
 import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -41,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from machine_info import cpu_model  # noqa: E402  (bench/, the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -195,14 +196,7 @@ def jannis_step_time(batch: int = 64, steps: int = 10, warmup: int = 3) -> float
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     threads = torch.get_num_threads()
     return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({threads} thread{'s' if threads > 1 else ''}), "

@@ -27,23 +27,29 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
-import torch
-from torch import Tensor
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run the checkout's tessera
 
-from tessera.core.decoder import MAEDecoder
-from tessera.core.encoder import Encoder
-from tessera.core.heads import PooledHead
-from tessera.core.masking import RandomMasker, gather_tokens
-from tessera.data.synthetic import MOTION_CLASSES, render_clip
-from tessera.eval.probes import probe
-from tessera.modalities.video.masking import TubeMasker
-from tessera.modalities.video.tokenizer import TubeletTokenizer
-from tessera.objectives.mae import MAEObjective
-from tessera.objectives.supervised import SupervisedObjective
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from machine_info import cpu_model, load_average  # noqa: E402  (bench/, the script's folder)
+from tessera.core.decoder import MAEDecoder  # noqa: E402
+from tessera.core.encoder import Encoder  # noqa: E402
+from tessera.core.heads import PooledHead  # noqa: E402
+from tessera.core.masking import RandomMasker, gather_tokens  # noqa: E402
+from tessera.data.synthetic import MOTION_CLASSES, render_clip  # noqa: E402
+from tessera.demo import mean_std  # noqa: E402
+from tessera.eval.probes import probe  # noqa: E402
+from tessera.modalities.video.masking import TubeMasker  # noqa: E402
+from tessera.modalities.video.tokenizer import TubeletTokenizer  # noqa: E402
+from tessera.objectives.mae import MAEObjective  # noqa: E402
+from tessera.objectives.supervised import SupervisedObjective  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 HEIGHT, WIDTH, SIZE = 32, 40, 32  # the demo's clips after the resize of the short side to 32
@@ -213,12 +219,6 @@ class Bench:
         return correct / len(test)
 
 
-def _mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{100 * values[0]:.1f}%"
-    return f"{100 * statistics.fmean(values):.1f} ± {100 * statistics.stdev(values):.1f}%"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dim", type=int, default=192)
@@ -258,6 +258,9 @@ def main() -> None:
     train, test = split(labelled, args.per_class)
     held_out = Clips(labelled.video[test[:96]], labelled.label[test[:96]])
     bench = Bench(args)
+    device = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"CPU {cpu_model()}"
+    print(f"# payoff: {device}, {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
+          f"load average at start (1, 5, 15 min): {load_average()}")
     print(f"data: {args.unlabeled} unlabeled clips, {len(train)} labelled training / {len(test)} test clips "
           f"({time.perf_counter() - start:.0f} s); model {args.dim} wide, {args.depth} deep, {args.position} "
           f"positions, {args.mask} masking at {args.mask_ratio}; device {args.device}, "
@@ -276,11 +279,11 @@ def main() -> None:
     print("| fine-tuned from | test top-1 |")
     print("|---|---|")
     for arm, values in results.items():
-        print(f"| {arm} | {_mean_std(values)} |")
+        print(f"| {arm} | {mean_std(values)} |")
     if "pretrained" in results:
         ratio = statistics.fmean(results["pretrained"]) / max(statistics.fmean(results["scratch"]), 1e-9)
         print(f"pretrained / scratch test top-1: {ratio:.2f}x")
-    print(f"total {time.perf_counter() - start:.0f} s")
+    print(f"total {time.perf_counter() - start:.0f} s; load average at end (1, 5, 15 min): {load_average()}")
 
 
 def report_pretraining(rows: list[dict], random_probes: dict[str, float]) -> None:

@@ -16,8 +16,8 @@ What it runs (recipes videomae-demo-pretrain and videomae-demo-finetune):
 4. Test: the chosen lr's runs (every seed) are scored on the held-out test clips with the
    multi-view protocol (softmax averaged over the views); the table gives mean +- std over seeds.
 
-The budget: step counts follow from `minutes` through nominal speeds measured on 2 shared CPU
-cores (so the same `minutes` runs the same steps on any machine and the table is reproducible);
+The budget: step counts follow from `minutes` through nominal speeds measured on 2 CPU cores
+(so the same `minutes` runs the same steps on any machine and the table is reproducible);
 a deadline per phase stops a run early on a machine slower than that (the table then says so).
 """
 
@@ -29,7 +29,7 @@ import statistics
 import sys
 import time
 from contextlib import redirect_stderr
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -52,20 +52,17 @@ class DemoPlan:
     eval_every: int
     pretrain_videos: int = 2000
     per_class: tuple[int, int, int] = (10, 10, 40)  # labelled clips per class: train, validation, test
-    pretrain_overrides: list[str] = field(default_factory=list)
-    finetune_overrides: list[str] = field(default_factory=list)
     pretrain_seconds: float = 0.0  # the phases' deadlines (seconds of wall time)
     finetune_seconds: float = 0.0
 
     def pretrain_settings(self) -> list[str]:
-        return [f"data.synthetic.num_videos={self.pretrain_videos}", *self.pretrain_overrides]
+        return [f"data.synthetic.num_videos={self.pretrain_videos}"]
 
     def finetune_settings(self) -> list[str]:
         total = sum(self.per_class)
         shares = [round(n / total, 7) for n in self.per_class]
         shares[-1] = round(1.0 - sum(shares[:-1]), 7)
-        return [f"data.synthetic.num_videos={6 * total}", f"data.synthetic_split=[{','.join(map(str, shares))}]",
-                *self.finetune_overrides]
+        return [f"data.synthetic.num_videos={6 * total}", f"data.synthetic_split=[{','.join(map(str, shares))}]"]
 
 
 # Nominal speeds: about 85% of what 2 quiet CPU cores measured (13.6 pretraining steps/s of 16 clips,
@@ -124,11 +121,15 @@ def _deadline_check(check, trainer_ref: dict, deadline: float | None):
     return wrapped
 
 
-def _speed(run_dir: Path, batch_size: int) -> float:
+def _training_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The logged training windows of a run (evaluation records carry no samples_per_s)."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in records if "samples_per_s" in r]
+
+
+def _speed(train: list[dict[str, Any]], batch_size: int) -> float:
     """Training steps/s over the logged windows but the first (it holds the start); evaluations and
     the start are not in it (the wall time is reported beside it)."""
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    train = [r for r in records if "samples_per_s" in r]
     if not train:
         return float("nan")
     steps = [r["step"] for r in train]
@@ -168,9 +169,9 @@ def pretrain(plan: DemoPlan, run_dir: Path, deadline: float | None) -> dict[str,
     start = time.perf_counter()
     result = trainer.fit()
     seconds = time.perf_counter() - start
-    speed = _speed(run_dir, cfg.data.batch_size)
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    losses = [r["loss"] for r in records if "samples_per_s" in r]
+    train = _training_records(run_dir)
+    speed = _speed(train, cfg.data.batch_size)
+    losses = [r["loss"] for r in train]
     return {"steps": result.step, "planned": steps, "seconds": seconds, "steps_per_s": speed,
             "loss_first": losses[0] if losses else float("nan"), "loss_last": losses[-1] if losses else float("nan"),
             "stopped_early": ref.get("stopped_early", False), "checkpoint": run_dir / "last.pt",
@@ -232,7 +233,7 @@ def finetune(plan: DemoPlan, init: Path | None, lr: float, seed: int, run_dir: P
     start = time.perf_counter()
     result = trainer.fit()
     seconds = time.perf_counter() - start
-    speed = _speed(run_dir, cfg.data.batch_size)
+    speed = _speed(_training_records(run_dir), cfg.data.batch_size)
     return {"lr": lr, "seed": seed, "val_top1": best["top1"], "best_step": best["step"], "steps": result.step,
             "planned": steps, "seconds": seconds, "steps_per_s": speed, "history": history,
             "stopped_early": ref.get("stopped_early", False), "run_dir": run_dir}
@@ -267,7 +268,7 @@ def choose_lr(runs: list[dict[str, Any]]) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
-def _mean_std(values: list[float]) -> str:
+def mean_std(values: list[float]) -> str:
     """'mean ± std %' over seeds (sample std), or the one value."""
     if len(values) == 1:
         return f"{100 * values[0]:.1f}%"
@@ -330,7 +331,7 @@ def video_demo(minutes: float = 10.0, run_dir: Path | str = Path("runs/demo"), s
         tests = [test(plan, r)["top1"] for r in chosen]
         results[arm] = {"lr": lr, "runs": runs, "val": [r["val_top1"] for r in chosen], "test": tests,
                         "test_seconds": time.perf_counter() - t}
-        _log(f"{arm}: lr {lr:g} picked on validation; test top-1 {_mean_std(tests)}")
+        _log(f"{arm}: lr {lr:g} picked on validation; test top-1 {mean_std(tests)}")
     wall = time.perf_counter() - start
     table = _table(plan, data, pre, results, wall, data_seconds)
     (run_dir / "table.txt").write_text(table + "\n")
@@ -363,7 +364,7 @@ def _table(plan: DemoPlan, data: dict, pre: dict, results: dict, wall: float, da
         speed = statistics.fmean(r["steps_per_s"] for r in runs)
         seconds = sum(r["wall"] for r in runs) + res["test_seconds"]
         early = " (deadline)" if any(r["stopped_early"] for r in runs) else ""
-        lines.append(f"| {arm} | {res['lr']:g} | {_mean_std(res['val'])} | {_mean_std(res['test'])} | "
+        lines.append(f"| {arm} | {res['lr']:g} | {mean_std(res['val'])} | {mean_std(res['test'])} | "
                      f"{speed:.1f} | {_minutes(seconds)}{early} |")
     gain = statistics.fmean(results["pretrained"]["test"]) - statistics.fmean(results["scratch"]["test"])
     over = f"mean of {n_seeds} seeds" if n_seeds > 1 else "1 seed"
@@ -392,4 +393,4 @@ def _record(plan: DemoPlan, data: dict, pre: dict, results: dict, wall: float, d
                      for arm, res in results.items()}}
 
 
-__all__ = ["video_demo", "plan_budget", "DemoPlan", "pretrain", "finetune", "test", "choose_lr"]
+__all__ = ["video_demo", "plan_budget", "DemoPlan", "pretrain", "finetune", "test", "choose_lr", "mean_std"]
